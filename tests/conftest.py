@@ -1,0 +1,73 @@
+"""Session-scoped fixtures for each part of the lab, torn down even when tests fail.
+
+Each fixture starts its real service only when a test asks for it, so `pytest tests/unit`
+starts nothing.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.lab.moto import Moto
+from tests.lab.openbao import OpenBao
+from tests.lab.postgres import Postgres
+from tests.lab.provider import Provider
+
+
+@pytest.fixture(scope="session")
+def lab_dir():
+    path = Path(tempfile.mkdtemp(prefix="credops-lab-"))
+    yield path
+
+
+def _serve(request, service):
+    request.addfinalizer(service.stop)
+    return service.start()
+
+
+@pytest.fixture(scope="session")
+def openbao(request, lab_dir):
+    """A real OpenBao dev server: .addr, .token, .audit_log, .api(method, path, body)."""
+    return _serve(request, OpenBao(lab_dir / "openbao"))
+
+
+@pytest.fixture(scope="session")
+def moto(request, lab_dir):
+    """A moto server (IAM, Secrets Manager): .endpoint_url, .env(), .client(service)."""
+    return _serve(request, Moto(lab_dir / "moto"))
+
+
+@pytest.fixture(scope="session")
+def postgres(request):
+    """A real PostgreSQL on 127.0.0.1: .host, .port, .admin_user, .admin_password, .dsn(), .psql()."""
+    return _serve(request, Postgres())
+
+
+@pytest.fixture(scope="session")
+def provider(request, lab_dir):
+    """The demo key provider on 127.0.0.1: .url, .admin_token, .create_key(), .requests()."""
+    return _serve(request, Provider(lab_dir / "provider"))
+
+
+@pytest.fixture
+def hvac_client(openbao):
+    import hvac
+    return hvac.Client(url=openbao.addr, token=openbao.token)
+
+
+@pytest.fixture
+def lab_env(openbao, moto):
+    """Environment a playbook run needs to reach the store services of the lab."""
+    env = dict(openbao.env())
+    env.update(moto.env())
+    return env
+
+
+def pytest_collection_modifyitems(config, items):
+    # Integration tests must not silently skip: there is no Docker-style opt-out here.
+    if os.geteuid() != 0:
+        skip = pytest.mark.skip(reason="the lab needs root (network namespaces, PostgreSQL user)")
+        for item in items:
+            if "hosts" in item.keywords:
+                item.add_marker(skip)
