@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""HTTP for issuers and checks: Ansible's open_url with retries and honest errors.
+
+Retries with exponential backoff on connection errors, 429 and 5xx, honouring Retry-After
+(seconds or an HTTP date), bounded by ``retries`` and ``deadline``. TLS verification is on
+unless the caller turns it off; ``ca_path`` adds a CA bundle. Never logs bodies or headers.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import time
+from email.utils import parsedate_to_datetime
+
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
+from ansible.module_utils.six.moves.urllib.parse import urlencode
+from ansible.module_utils.urls import open_url
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+# The shared argspec of every option that describes how to talk HTTP (doc fragment: http).
+HTTP_ARGSPEC = dict(
+    validate_certs=dict(type="bool", default=True),
+    ca_path=dict(type="path"),
+    timeout=dict(type="float", default=10),
+    retries=dict(type="int", default=3),
+)
+
+
+class Response(object):
+    def __init__(self, status, headers, body, url):
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.url = url
+
+    def json(self):
+        if not self.body:
+            return None
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            return None
+
+
+def _retry_after(headers, default):
+    value = headers.get("Retry-After") if headers else None
+    if not value:
+        return default
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return default
+
+
+def request(method, url, headers=None, json_body=None, form=None, timeout=10, retries=3,
+            validate_certs=True, ca_path=None, backoff=0.5, max_wait=30, sleep=time.sleep):
+    """Send one request, retrying transient failures. Returns a Response for any HTTP status.
+
+    Raises URLError/OSError only when the server could not be reached after every retry.
+    """
+    headers = dict(headers or {})
+    data = None
+    if json_body is not None:
+        data = json.dumps(json_body)
+        headers.setdefault("Content-Type", "application/json")
+    elif form is not None:
+        data = urlencode(form, doseq=True)
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    headers.setdefault("Accept", "application/json")
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            resp = open_url(url, method=method, data=data, headers=headers, timeout=timeout,
+                            validate_certs=validate_certs, ca_path=ca_path,
+                            follow_redirects="safe", http_agent="credops.rotation")
+            result = Response(resp.getcode(), dict(resp.headers), resp.read(), url)
+        except HTTPError as exc:
+            result = Response(exc.code, dict(exc.headers or {}), exc.read() if exc.fp else b"", url)
+        except (URLError, OSError):
+            if attempt > retries:
+                raise
+            sleep(min(max_wait, backoff * (2 ** (attempt - 1))))
+            continue
+        if result.status in RETRY_STATUSES and attempt <= retries:
+            sleep(min(max_wait, _retry_after(result.headers, backoff * (2 ** (attempt - 1)))))
+            continue
+        return result
