@@ -1,10 +1,57 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The issuer interface every kind implements."""
+"""The issuer interface every kind implements, and the few helpers they share."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import hashlib
+from datetime import datetime, timezone
+
+from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+
+
+def fingerprint(secret):
+    """A short, non-secret name for a value (sha256 prefix) that audits can refer to."""
+    if secret is None:
+        return None
+    if not isinstance(secret, bytes):
+        secret = str(secret).encode("utf-8")
+    return hashlib.sha256(secret).hexdigest()[:12]
+
+
+def utc_iso(when):
+    """ISO-8601 UTC with a Z (datetime, or a UNIX timestamp); None stays None."""
+    if when is None:
+        return None
+    if isinstance(when, (int, float)):
+        when = datetime.fromtimestamp(when, timezone.utc)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text):
+    """Parse an ISO-8601 time (Z or offset; naive means UTC) into an aware datetime.
+
+    Raises ValueError when it cannot be read."""
+    if isinstance(text, datetime):
+        value = text
+    else:
+        text = str(text).strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        head, sep, tail = text.partition(".")
+        if sep:  # fromisoformat on older Pythons wants exactly 3 or 6 fraction digits
+            digits = ""
+            while tail and tail[0].isdigit():
+                digits, tail = digits + tail[0], tail[1:]
+            text = head + "." + (digits + "000000")[:6] + tail
+        value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
 
 
 class Issuer(object):
@@ -24,20 +71,46 @@ class Issuer(object):
         self.config = config or {}
         self.credential = credential
 
+    def error(self, message, step=None, fix=None, secrets=()):
+        """A RotationError naming this credential; ``secrets`` are scrubbed from the message."""
+        return RotationError(scrub(message, secrets), credential=self.credential, step=step,
+                             fix=scrub(fix, secrets) if fix else None)
+
+    def require(self, name, value=None, field=None):
+        """The config value ``name`` (or ``value``), or a preflight error naming the field."""
+        value = self.config.get(name) if value is None else value
+        if value is None or value == "" or value == [] or value == {}:
+            raise self.error("issuer.%s is required for kind %s." % (field or name, self.kind),
+                             step="preflight",
+                             fix="set issuer.%s in the credential's issuer block." % (field or name))
+        return value
+
     def create(self):
         """Make a new value. Returns dict(id=..., secret=..., info={non-secret facts})."""
         raise NotImplementedError
 
-    def revoke(self, key_id, secret=None):
-        """Revoke a value. Returns True if it changed something, False if already gone."""
+    def revoke(self, key_id, secret=None, force=False):
+        """Revoke a value. Returns True if it changed something, False if already gone.
+
+        ``force``: revoke even where the issuer says the value is still its current one
+        (emergencies; only kinds that can tell, e.g. postgres, look at it)."""
         raise NotImplementedError
+
+    def restore(self, secret):
+        """Rollback: make ``secret`` (the previous value) work again at the issuer. Only kinds
+        whose ``create`` invalidated the previous value (postgres) have anything to do; for the
+        others it stays valid until revoked. Returns True if it changed something."""
+        return False
 
     def exists(self, key_id):
-        """True if the key id is still active at the issuer (check mode / idempotence)."""
+        """True if the key id is still active at the issuer, False if not, None if unknown
+        (check mode / idempotence)."""
         raise NotImplementedError
 
-    def test(self, secret):
-        """True if the value is accepted by the issuer, False if rejected, None if untestable."""
+    def test(self, secret, key_id=None):
+        """True if the value is accepted by the issuer, False if rejected, None if untestable.
+
+        ``key_id`` is given where the issuer needs it to test (aws_iam: the access key id)."""
         return None
 
     def usage(self, key_id, since):

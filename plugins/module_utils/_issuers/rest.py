@@ -1,0 +1,351 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kind: rest: any HTTP key-management API, described in the inventory, not coded.
+
+Every call goes through ``_http.request`` (retries with backoff on connection errors, 429
+and 5xx, honouring Retry-After). Response bodies are never put into messages: the create
+response holds the new secret. JMESPath expressions are compiled once, when the issuer is
+built, so a malformed one fails in preflight.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import base64
+import re
+import time
+import traceback
+
+from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.six.moves.http_client import HTTPException
+from ansible.module_utils.six.moves.urllib.error import URLError
+from ansible.module_utils.six.moves.urllib.parse import quote
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+
+from ansible_collections.credops.rotation.plugins.module_utils._http import request
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
+
+try:
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+    HAS_JMESPATH = True
+    JMESPATH_IMPORT_ERROR = None
+except ImportError:
+    HAS_JMESPATH = False
+    JMESPATH_IMPORT_ERROR = traceback.format_exc()
+
+_CALL = dict(method=dict(type="str"), path=dict(type="str"))
+
+ARGSPEC = dict(
+    base_url=dict(type="str"),
+    auth=dict(type="dict", options=dict(
+        type=dict(type="str", choices=["bearer", "basic", "header", "none"]),
+        token=dict(type="str", no_log=True),
+        username=dict(type="str"),
+        password=dict(type="str", no_log=True),
+        name=dict(type="str"),
+        value=dict(type="str", no_log=True),
+    )),
+    create=dict(type="dict", options=dict(
+        _CALL,
+        body=dict(type="raw"),
+        form=dict(type="dict"),
+        expect_status=dict(type="list", elements="int"),
+        secret_path=dict(type="str", no_log=False),
+        id_path=dict(type="str"),
+    )),
+    revoke=dict(type="dict", options=dict(
+        _CALL,
+        body=dict(type="raw"),
+        expect_status=dict(type="list", elements="int"),
+    )),
+    get=dict(type="dict", options=dict(
+        _CALL,
+        expect_status=dict(type="list", elements="int"),
+        active_path=dict(type="str"),
+    )),
+    test=dict(type="dict", options=dict(
+        _CALL,
+        header=dict(type="str"),
+        format=dict(type="str"),
+    )),
+    usage=dict(type="dict", options=dict(
+        _CALL,
+        events_path=dict(type="str"),
+        time_path=dict(type="str"),
+        source_path=dict(type="str"),
+    )),
+)
+
+# Which {placeholders} each call's path may use.
+_PLACEHOLDERS = {"create": (), "revoke": ("id",), "get": ("id",), "test": (), "usage": ("id", "since")}
+_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Key names shown in error messages: short identifiers only (a key could itself be a value).
+_KEY_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,23}$")
+
+
+def render_path(template, values):
+    """Fill {name} placeholders, each value URL-quoted (so an id cannot add path segments
+    or query parameters). Raises KeyError for a placeholder without a value."""
+    def fill(match):
+        value = values[match.group(1)]
+        if value is None:
+            raise KeyError(match.group(1))
+        return quote(str(value), safe="")
+    return _PLACEHOLDER_RE.sub(fill, template)
+
+
+def describe_shape(data):
+    """What a JSON document looks like, without any of its values (for error messages)."""
+    if isinstance(data, dict):
+        names = sorted(k for k in data if isinstance(k, str) and _KEY_NAME_RE.match(k)
+                       and sum(c.isdigit() for c in k) <= 3)
+        hidden = len(data) - len(names)
+        text = "a JSON object with the keys: %s" % (", ".join(names[:20]) or "(none)")
+        if len(names) > 20 or hidden:
+            text += " (and %d more)" % (max(0, len(names) - 20) + hidden)
+        return text
+    if isinstance(data, list):
+        return "a JSON list of %d items" % len(data)
+    if data is None:
+        return "empty or not JSON"
+    return "a JSON %s" % type(data).__name__
+
+
+class RestIssuer(Issuer):
+    kind = "rest"
+    ARGSPEC = ARGSPEC
+
+    def __init__(self, config, credential):
+        super(RestIssuer, self).__init__(config, credential)
+        if not HAS_JMESPATH:
+            raise self.error(missing_required_lib("jmespath"), step="preflight",
+                             fix="install jmespath where the module runs (pip install jmespath).")
+        self.sleep = time.sleep
+        self.base_url = self.require("base_url").rstrip("/")
+        if not re.match(r"^https?://", self.base_url):
+            raise self.error("issuer.base_url must start with http:// or https://.",
+                             step="preflight", fix="set issuer.base_url to the API's root URL.")
+        self.timeout = float(self.config.get("timeout") or 10)
+        self.retries = int(self.config.get("retries") if self.config.get("retries") is not None else 3)
+        self.validate_certs = self.config.get("validate_certs") is not False
+        self.ca_path = self.config.get("ca_path")
+        self._auth_headers, self._secrets = self._build_auth(self.config.get("auth") or {})
+        for name in _PLACEHOLDERS:
+            spec = self.config.get(name)
+            if spec is not None:
+                self._check_call(name, spec)
+        self.require("create")
+        self.require("path", self.config["create"].get("path"), "create.path")
+        self._secret_expr = self._compile(
+            self.require("secret_path", self.config["create"].get("secret_path"), "create.secret_path"),
+            "create.secret_path")
+        self._id_expr = self._compile(self.config["create"].get("id_path"), "create.id_path")
+        self.has_ids = self._id_expr is not None
+        self._active_expr = self._compile((self.config.get("get") or {}).get("active_path"), "get.active_path")
+        usage = self.config.get("usage")
+        if usage:
+            self._events_expr = self._compile(
+                self.require("events_path", usage.get("events_path"), "usage.events_path"), "usage.events_path")
+            self._time_expr = self._compile(
+                self.require("time_path", usage.get("time_path"), "usage.time_path"), "usage.time_path")
+            self._source_expr = self._compile(usage.get("source_path"), "usage.source_path")
+
+    # --- configuration -------------------------------------------------------------------
+    def _build_auth(self, auth):
+        kind = auth.get("type") or ("bearer" if auth.get("token") else "none")
+        if kind == "bearer":
+            token = self.require("token", auth.get("token"), "auth.token")
+            return {"Authorization": "Bearer " + token}, [token]
+        if kind == "basic":
+            user = self.require("username", auth.get("username"), "auth.username")
+            password = self.require("password", auth.get("password"), "auth.password")
+            raw = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8")).decode("ascii")
+            return {"Authorization": "Basic " + raw}, [password, raw]
+        if kind == "header":
+            name = self.require("name", auth.get("name"), "auth.name")
+            value = self.require("value", auth.get("value"), "auth.value")
+            return {name: value}, [value]
+        return {}, []
+
+    def _check_call(self, name, spec):
+        path = spec.get("path")
+        if path is None:
+            return
+        allowed = _PLACEHOLDERS[name]
+        for found in _PLACEHOLDER_RE.findall(path):
+            if found not in allowed:
+                raise self.error(
+                    "issuer.%s.path uses the placeholder {%s}; it may use only %s." % (
+                        name, found, ", ".join("{%s}" % a for a in allowed) or "none"),
+                    step="preflight", fix="correct issuer.%s.path." % name)
+
+    def _compile(self, expression, field):
+        if expression is None:
+            return None
+        try:
+            return jmespath.compile(expression)
+        except JMESPathError as exc:
+            raise self.error("issuer.%s is not a valid JMESPath expression: %s" % (
+                field, " ".join(str(exc).split())), step="preflight",
+                fix="correct issuer.%s (see https://jmespath.org/specification.html)." % field)
+
+    # --- HTTP ----------------------------------------------------------------------------
+    def _call(self, step, name, values=None, headers=None, admin=True, default_method="GET",
+              body=None, form=None, extra_secrets=()):
+        spec = self.config.get(name) or {}
+        template = self.require("path", spec.get("path"), name + ".path")
+        try:
+            path = render_path(template, values or {})
+        except KeyError as exc:
+            raise self.error("issuer.%s.path needs a value for {%s} and none was given." % (name, exc.args[0]),
+                             step=step, fix="pass the key id (key_id) of the value to act on.")
+        if not path.startswith("/"):
+            path = "/" + path
+        method = (spec.get("method") or default_method).upper()
+        all_headers = dict(self._auth_headers) if admin else {}
+        all_headers.update(headers or {})
+        secrets = list(self._secrets) + list(extra_secrets)
+        try:
+            resp = request(method, self.base_url + path, headers=all_headers, json_body=body, form=form,
+                           timeout=self.timeout, retries=self.retries, validate_certs=self.validate_certs,
+                           ca_path=self.ca_path, sleep=self.sleep)
+        except (URLError, OSError, HTTPException, UrlsConnectionError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise self.error(
+                "%s %s: could not reach the issuer at %s (%s), after %d retries." % (
+                    method, path, self.base_url, reason, self.retries),
+                step=step, secrets=secrets,
+                fix="check issuer.base_url, that the service is up and reachable from here, "
+                    "and the TLS options (validate_certs, ca_path).")
+        return method, path, resp
+
+    def _status_error(self, step, name, method, path, resp, expected):
+        status = resp.status
+        if status in (401, 403):
+            fix = "check issuer.auth: the issuer refused the admin credential or it lacks permission for this call."
+        elif status == 404:
+            fix = "check issuer.base_url and issuer.%s.path." % name
+        elif status == 429 or status >= 500:
+            fix = ("the issuer is rate-limiting or failing (still HTTP %d after %d retries); try again later, "
+                   "or raise retries." % (status, self.retries))
+        elif 400 <= status < 500:
+            fix = "the issuer rejected the request: check issuer.%s (method, path, body)." % name
+        else:
+            fix = "if HTTP %d means success for this API, add it to issuer.%s.expect_status." % (status, name)
+        return self.error("%s %s answered HTTP %d, expected %s (the response body is not shown)." % (
+            method, path, status, expected), step=step, fix=fix)
+
+    @staticmethod
+    def _ok(status, expect):
+        return status in expect if expect else 200 <= status < 300
+
+    # --- the interface ---------------------------------------------------------------------
+    def create(self):
+        spec = self.config["create"]
+        form = spec.get("form")
+        body = None if form is not None else spec.get("body")
+        method, path, resp = self._call("issue", "create", default_method="POST", body=body, form=form)
+        expect = spec.get("expect_status")
+        if not self._ok(resp.status, expect):
+            raise self._status_error("issue", "create", method, path, resp, expect or "2xx")
+        data = resp.json()
+        where = "the response of %s %s (HTTP %d)" % (method, path, resp.status)
+        secret = self._extract(self._secret_expr, data, "create.secret_path", where)
+        if isinstance(secret, (int, float)) and not isinstance(secret, bool):
+            secret = str(secret)
+        if not isinstance(secret, str) or not secret:
+            raise self.error("issuer.create.secret_path selects a %s in %s, not a non-empty string." % (
+                type(secret).__name__, where), step="issue", fix=self._lost_key_fix("create.secret_path"))
+        key_id = None
+        if self._id_expr is not None:
+            key_id = self._extract(self._id_expr, data, "create.id_path", where, secrets=[secret])
+            if isinstance(key_id, (dict, list)):
+                raise self.error("issuer.create.id_path selects a %s in %s, not a single id." % (
+                    type(key_id).__name__, where), step="issue", fix=self._lost_key_fix("create.id_path"))
+            key_id = str(key_id)
+        return dict(id=key_id, secret=secret, info=dict(http_status=resp.status))
+
+    def _lost_key_fix(self, field):
+        return ("correct issuer.%s to a JMESPath that selects it in the create response. The issuer has "
+                "probably created a key already: find it at the issuer and revoke it." % field)
+
+    def _extract(self, expr, data, field, where, secrets=()):
+        found = expr.search(data) if data is not None else None
+        if found is None:
+            raise self.error("issuer.%s '%s' found nothing in %s, which is %s (values not shown: "
+                             "the response holds the new secret)." % (
+                                 field, expr.expression, where, describe_shape(data)),
+                             step="issue", fix=self._lost_key_fix(field), secrets=secrets)
+        return found
+
+    def revoke(self, key_id, secret=None, force=False):
+        self.require("revoke")
+        if not key_id:
+            raise self.error("revoking needs the key id.", step="revoke",
+                             fix="pass key_id (the store keeps it as key_id / previous_key_id).")
+        spec = self.config["revoke"]
+        method, path, resp = self._call("revoke", "revoke", {"id": key_id}, default_method="DELETE",
+                                        body=spec.get("body"))
+        if resp.status in (404, 410):
+            return False
+        expect = spec.get("expect_status")
+        if not self._ok(resp.status, expect):
+            raise self._status_error("revoke", "revoke", method, path, resp, expect or "2xx, 404 or 410")
+        return True
+
+    def exists(self, key_id):
+        if not self.config.get("get") or not key_id:
+            return None
+        spec = self.config["get"]
+        method, path, resp = self._call("check", "get", {"id": key_id})
+        if resp.status in (404, 410):
+            return False
+        if not self._ok(resp.status, spec.get("expect_status")):
+            raise self._status_error("check", "get", method, path, resp, spec.get("expect_status") or "2xx")
+        if self._active_expr is None:
+            return True
+        return bool(self._active_expr.search(resp.json()))
+
+    def test(self, secret, key_id=None):
+        spec = self.config.get("test")
+        if not spec:
+            return None
+        header = spec.get("header") or "Authorization"
+        value = (spec.get("format") or "Bearer {secret}").replace("{secret}", secret)
+        method, path, resp = self._call("test", "test", headers={header: value}, admin=False,
+                                        extra_secrets=[secret])
+        if 200 <= resp.status < 300:
+            return True
+        if resp.status in (401, 403):
+            return False
+        raise self.error("%s %s answered HTTP %d when testing a key; expected 2xx (accepted) or 401/403 "
+                         "(rejected)." % (method, path, resp.status), step="test", secrets=[secret],
+                         fix="check issuer.test (path, header, format) and that the issuer is healthy.")
+
+    def usage(self, key_id, since):
+        if not self.config.get("usage"):
+            return None
+        if not isinstance(since, str):
+            since = utc_iso(since)
+        method, path, resp = self._call("usage", "usage", {"id": key_id, "since": since})
+        if not self._ok(resp.status, None):
+            raise self._status_error("usage", "usage", method, path, resp, "2xx")
+        data = resp.json()
+        events = self._events_expr.search(data) if data is not None else None
+        if events is None:
+            return []
+        if not isinstance(events, list):
+            raise self.error("issuer.usage.events_path selects a %s in the response of %s %s, not a list." % (
+                type(events).__name__, method, path), step="usage", fix="correct issuer.usage.events_path.")
+        uses = []
+        for index, event in enumerate(events):
+            when = self._time_expr.search(event)
+            if when is None:
+                raise self.error("issuer.usage.time_path found nothing in use #%d of the response of %s %s, "
+                                 "which is %s." % (index, method, path, describe_shape(event)),
+                                 step="usage", fix="correct issuer.usage.time_path.")
+            source = self._source_expr.search(event) if self._source_expr is not None else None
+            uses.append(dict(time=str(when), source=None if source is None else str(source)))
+        return uses

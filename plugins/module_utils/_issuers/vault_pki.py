@@ -1,0 +1,184 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""kind: vault_pki: a certificate and its private key from a Vault / OpenBao PKI role.
+
+The secret is the private key (PEM); the certificate, chain, serial and validity are
+non-secret facts returned in ``info``. The id is the certificate's serial; revoke is the
+PKI revoke by serial (which puts it on the CRL). Auth: a token (``token``, default env
+VAULT_TOKEN) or AppRole (``role_id`` / ``secret_id``).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import time
+import traceback
+from datetime import datetime, timezone
+
+from ansible.module_utils.basic import missing_required_lib
+
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
+
+try:
+    import hvac
+    import hvac.exceptions
+    import requests.exceptions
+    HAS_HVAC = True
+    HVAC_IMPORT_ERROR = None
+except ImportError:
+    HAS_HVAC = False
+    HVAC_IMPORT_ERROR = traceback.format_exc()
+
+try:
+    from cryptography import x509
+    HAS_CRYPTOGRAPHY = True
+except ImportError:
+    HAS_CRYPTOGRAPHY = False
+
+ARGSPEC = dict(
+    url=dict(type="str"),
+    token=dict(type="str", no_log=True),
+    auth_method=dict(type="str", choices=["token", "approle"]),
+    role_id=dict(type="str"),
+    secret_id=dict(type="str", no_log=True),
+    namespace=dict(type="str"),
+    mount=dict(type="str"),
+    role=dict(type="str"),
+    common_name=dict(type="str"),
+    alt_names=dict(type="list", elements="str"),
+    ip_sans=dict(type="list", elements="str"),
+    ttl=dict(type="str"),
+)
+
+
+def cert_validity(pem):
+    """(not_before, not_after) of a PEM certificate as aware datetimes, or (None, None)."""
+    if not HAS_CRYPTOGRAPHY or not pem:
+        return None, None
+    try:
+        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    except ValueError:
+        return None, None
+    before = getattr(cert, "not_valid_before_utc", None) or cert.not_valid_before.replace(tzinfo=timezone.utc)
+    after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(tzinfo=timezone.utc)
+    return before, after
+
+
+class VaultPkiIssuer(Issuer):
+    kind = "vault_pki"
+    ARGSPEC = ARGSPEC
+
+    def __init__(self, config, credential):
+        super(VaultPkiIssuer, self).__init__(config, credential)
+        if not HAS_HVAC:
+            raise self.error(missing_required_lib("hvac"), step="preflight",
+                             fix="install hvac where the module runs (pip install hvac).")
+        self.url = self.config.get("url") or os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")
+        if not self.url:
+            raise self.error("issuer.url is not set and neither is VAULT_ADDR.", step="preflight",
+                             fix="set issuer.url or VAULT_ADDR where the module runs.")
+        self.mount = (self.config.get("mount") or "pki").strip("/")
+        self.role = self.require("role")
+        self.common_name = self.require("common_name")
+        self.auth_method = self.config.get("auth_method") or (
+            "approle" if self.config.get("role_id") else "token")
+        self.token = self.config.get("token") or os.environ.get("VAULT_TOKEN") or os.environ.get("BAO_TOKEN")
+        if self.auth_method == "approle":
+            self.require("role_id")
+            self.require("secret_id")
+        elif not self.token:
+            raise self.error("no Vault token: issuer.token is not set and neither is VAULT_TOKEN.",
+                             step="preflight", fix="set issuer.token or VAULT_TOKEN, or use AppRole "
+                             "(issuer.role_id and issuer.secret_id).")
+        self._secrets = [self.token, self.config.get("secret_id")]
+        self._client = None
+
+    def _vault(self, step):
+        if self._client is None:
+            verify = self.config.get("ca_path") or (self.config.get("validate_certs") is not False)
+            client = hvac.Client(url=self.url, token=self.token, verify=verify,
+                                 timeout=float(self.config.get("timeout") or 10),
+                                 namespace=self.config.get("namespace") or os.environ.get("VAULT_NAMESPACE"))
+            if self.auth_method == "approle":
+                try:
+                    client.auth.approle.login(role_id=self.config["role_id"], secret_id=self.config["secret_id"])
+                except Exception as exc:  # hvac and requests errors alike
+                    raise self._vault_error(exc, step, "log in with AppRole")
+                self._secrets.append(client.token)
+            self._client = client
+        return self._client
+
+    def _vault_error(self, exc, step, action):
+        fix = "see the Vault error above."
+        if HAS_HVAC and isinstance(exc, hvac.exceptions.Forbidden):
+            fix = ("the token needs update on %s/issue/%s and %s/revoke, and read on %s/cert/*."
+                   % (self.mount, self.role, self.mount, self.mount))
+        elif HAS_HVAC and isinstance(exc, hvac.exceptions.InvalidPath):
+            fix = "check issuer.mount ('%s') and issuer.role ('%s')." % (self.mount, self.role)
+        elif HAS_HVAC and isinstance(exc, hvac.exceptions.InvalidRequest):
+            fix = ("check issuer.common_name, alt_names, ip_sans and ttl against what PKI role '%s' allows."
+                   % self.role)
+        elif HAS_HVAC and isinstance(exc, hvac.exceptions.VaultDown):
+            fix = "Vault is sealed or in maintenance: unseal it, then re-run."
+        elif HAS_HVAC and isinstance(exc, requests.exceptions.RequestException):
+            fix = "check issuer.url (or VAULT_ADDR), that Vault is up, and the TLS options (validate_certs, ca_path)."
+        return self.error("Vault at %s refused to %s: %s" % (self.url, action, " ".join(str(exc).split())),
+                          step=step, fix=fix, secrets=self._secrets)
+
+    def _read(self, serial, step):
+        """The cert record, or None when the serial is unknown (never issued, or tidied)."""
+        try:
+            return self._vault(step).secrets.pki.read_certificate(serial, mount_point=self.mount).get("data") or {}
+        except hvac.exceptions.InvalidPath:
+            return None
+        except Exception as exc:
+            raise self._vault_error(exc, step, "read certificate %s" % serial)
+
+    # --- the interface ---------------------------------------------------------------------
+    def create(self):
+        common_name = self.common_name
+        params = {}
+        if self.config.get("alt_names"):
+            params["alt_names"] = ",".join(self.config["alt_names"])
+        if self.config.get("ip_sans"):
+            params["ip_sans"] = ",".join(self.config["ip_sans"])
+        if self.config.get("ttl"):
+            params["ttl"] = self.config["ttl"]
+        try:
+            data = self._vault("issue").secrets.pki.generate_certificate(
+                name=self.role, common_name=common_name, extra_params=params, mount_point=self.mount)["data"]
+        except Exception as exc:
+            raise self._vault_error(exc, "issue", "issue a certificate for %s from %s/issue/%s"
+                                    % (common_name, self.mount, self.role))
+        not_before, not_after = cert_validity(data.get("certificate"))
+        if not_after is None and data.get("expiration"):
+            not_after = datetime.fromtimestamp(data["expiration"], timezone.utc)
+        if not_before is None and isinstance(data.get("not_before"), int):
+            not_before = datetime.fromtimestamp(data["not_before"], timezone.utc)
+        info = dict(certificate=data.get("certificate"), issuing_ca=data.get("issuing_ca"),
+                    ca_chain=data.get("ca_chain") or [], serial=data.get("serial_number"),
+                    not_before=utc_iso(not_before), not_after=utc_iso(not_after),
+                    private_key_type=data.get("private_key_type"), common_name=common_name)
+        return dict(id=data.get("serial_number"), secret=data.get("private_key"), info=info)
+
+    def revoke(self, key_id, secret=None, force=False):
+        if not key_id:
+            raise self.error("revoking needs the certificate serial.", step="revoke",
+                             fix="pass key_id: the serial (the store keeps it as key_id / previous_key_id).")
+        record = self._read(key_id, "revoke")
+        if record is None or record.get("revocation_time"):
+            return False
+        try:
+            self._vault("revoke").secrets.pki.revoke_certificate(key_id, mount_point=self.mount)
+        except Exception as exc:
+            raise self._vault_error(exc, "revoke", "revoke certificate %s" % key_id)
+        return True
+
+    def exists(self, key_id):
+        record = self._read(key_id, "check")
+        if record is None or record.get("revocation_time"):
+            return False
+        not_after = cert_validity(record.get("certificate"))[1]
+        return not_after is None or not_after.timestamp() > time.time()
