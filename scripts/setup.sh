@@ -35,4 +35,6 @@ fi
 # The checkout is the collection: make it importable as ansible_collections.credops.rotation.
 mkdir -p .collections/ansible_collections/credops
 ln -sfn ../../.. .collections/ansible_collections/credops/rotation
+# The systemd hosts' Debian rootfs (debootstrap, about a minute, cached for later runs).
+.venv/bin/python -m tests.lab.hosts rootfs
 echo "setup: ok"

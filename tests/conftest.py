@@ -71,3 +71,12 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "hosts" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def rotation_lab(request):
+    """The whole lab for end-to-end runs: stores, provider, 2 systemd hosts, Kubernetes emulator."""
+    from tests.lab.lab import Lab
+    lab = Lab(Path(tempfile.mkdtemp(prefix="credops-e2e-")), hosts=2, k8s=True)
+    request.addfinalizer(lab.stop)
+    return lab.start()

@@ -1,0 +1,132 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters that turn the dependency map into the work of one run, host by host."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+
+from ansible_collections.credops.rotation.plugins.module_utils import _policy
+from ansible_collections.credops.rotation.plugins.module_utils._stores._base import IN_FLIGHT
+
+DOCUMENTATION = r"""
+name: rotation_plan
+short_description: The deploy work of a rotation run, per consumer host
+description:
+  - From C(rotation_credentials), the credentials this run rotates and the inventory's
+    C(groups), returns a mapping from each host that must receive a value to the list of
+    work items it runs, in the consumers' order. C(systemd) and C(batch) consumers name
+    hosts or groups; a C(kubernetes) consumer names its C(cluster) host.
+  - Each item is C({credential, consumer, index, kind}).
+version_added: 0.1.0
+options:
+  _input:
+    description: The C(rotation_credentials) mapping.
+    type: dict
+    required: true
+  queue:
+    description: Names of the credentials this run deploys.
+    type: list
+    elements: str
+    required: true
+  groups:
+    description: The inventory's C(groups) magic variable.
+    type: dict
+    required: true
+  only:
+    description: Restrict to consumers whose C(name) is in this list (for a partial roll back).
+    type: dict
+"""
+
+EXAMPLES = r"""
+- name: Plan the deploy step
+  ansible.builtin.set_fact:
+    preflight_plan: "{{ rotation_credentials | credops.rotation.rotation_plan(preflight_queue, groups) }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Mapping host -> list of work items.
+  type: dict
+"""
+
+
+def _hosts_of(pattern, groups):
+    if isinstance(pattern, (list, tuple)):
+        hosts = []
+        for p in pattern:
+            hosts.extend(h for h in _hosts_of(p, groups) if h not in hosts)
+        return hosts
+    if pattern in groups:
+        return list(groups[pattern])
+    return [pattern]
+
+
+def rotation_plan(credentials, queue, groups, only=None):
+    plan = {}
+    for name in queue:
+        record = credentials[name]
+        for index, consumer in enumerate(record.get("consumers") or []):
+            if only is not None and consumer.get("name") not in (only.get(name) or []):
+                continue
+            kind = consumer.get("kind")
+            target = consumer.get("cluster") if kind == "kubernetes" else consumer.get("hosts")
+            for host in _hosts_of(target, groups):
+                plan.setdefault(host, []).append({
+                    "credential": name, "consumer": consumer.get("name"), "index": index,
+                    "kind": kind})
+    return plan
+
+
+def rotation_outcome(hostvars, hosts, fact="deploy_results"):
+    """Collect every host's deploy results: {credential: {"failed": [...], "ok": [...], "changed": [...]}}."""
+    outcome = {}
+    for host in hosts:
+        results = (hostvars.get(host) or {}).get(fact) or {}
+        for credential, items in results.items():
+            entry = outcome.setdefault(credential, {"failed": [], "ok": [], "changed": []})
+            for item in items:
+                label = "%s@%s" % (item.get("consumer"), host)
+                if item.get("failed"):
+                    entry["failed"].append(dict(item, host=host, label=label))
+                else:
+                    entry["ok"].append(label)
+                if item.get("changed"):
+                    entry["changed"].append({"host": host, "consumer": item.get("consumer")})
+    return outcome
+
+
+def failed_credentials(hosts, hostvars, fact="deploy_results"):
+    """Names of the credentials that failed on any of ``hosts`` so far (rolling stops there)."""
+    outcome = rotation_outcome(hostvars, hosts, fact)
+    return sorted(name for name, entry in outcome.items() if entry["failed"])
+
+
+def due_names(names, credentials, states, now=None):
+    """The names among ``names`` that are due now: overdue by the policy, or of unknown age.
+
+    ``states`` maps a name to what the store said (``last_rotated``); the inventory's
+    ``last_rotated`` is the fallback, as in the due report.
+    """
+    now = now or _policy.format_time(datetime.datetime.now(_policy.UTC))
+    due = []
+    for name in names:
+        record = credentials.get(name) or {}
+        state = states.get(name) or {}
+        last = state.get("last_rotated") or record.get("last_rotated")
+        if _policy.status(record, last, now)["status"] in ("overdue", "unknown"):
+            due.append(name)
+    return due
+
+
+def queue_label(name, states):
+    phase = (states.get(name) or {}).get("phase")
+    return "%s (resuming from %s)" % (name, phase) if phase in IN_FLIGHT else name
+
+
+class FilterModule(object):
+    def filters(self):
+        return {"rotation_plan": rotation_plan, "rotation_outcome": rotation_outcome,
+                "due_names": due_names, "failed_credentials": failed_credentials, "queue_label": queue_label}

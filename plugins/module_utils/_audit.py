@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The JSON-lines audit trail: one object per rotation event, never a secret value."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import getpass
+import json
+import os
+from datetime import datetime, timezone
+
+EVENTS = ("started", "resumed", "issued", "stored", "deployed", "verified", "promoted",
+          "revoke_blocked", "revoked", "finished", "rolled_back", "failed", "notified",
+          "scope_assessed", "incident_recorded", "dual_accept", "sender_switched",
+          "old_secret_dropped", "picked_up_next_run", "skipped")
+
+# Keys that must never be written to the trail even if a caller passes them.
+FORBIDDEN_KEYS = ("secret", "value", "api_key", "password", "token", "private_key",
+                  "previous_value", "new_value")
+
+
+def now_iso():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def actor(env=None):
+    """Who ran it: AWX/Tower's user when present, else the OS user."""
+    env = os.environ if env is None else env
+    for name in ("AWX_USER_NAME", "TOWER_USER_NAME", "ROTATION_ACTOR", "SUDO_USER", "USER"):
+        if env.get(name):
+            return env[name]
+    try:
+        return getpass.getuser()
+    except Exception:  # pragma: no cover - no passwd entry
+        return "unknown"
+
+
+def make_entry(credential, event, consumer=None, key_id=None, previous_key_id=None,
+               incident=None, details=None, actor_name=None, time=None):
+    if event not in EVENTS:
+        raise ValueError("unknown audit event %r (known: %s)" % (event, ", ".join(EVENTS)))
+    entry = {"time": time or now_iso(), "credential": credential, "event": event,
+             "actor": actor_name or actor()}
+    for key, value in (("consumer", consumer), ("key_id", key_id),
+                       ("previous_key_id", previous_key_id), ("incident", incident)):
+        if value:
+            entry[key] = value
+    if details:
+        bad = [k for k in details if k.lower() in FORBIDDEN_KEYS]
+        if bad:
+            raise ValueError("audit details must not carry secret fields: %s" % ", ".join(bad))
+        entry["details"] = details
+    return entry
+
+
+def append(path, entry):
+    """Append one line; creates the file (0600) and its directory."""
+    path = os.path.abspath(os.path.expanduser(path))
+    directory = os.path.dirname(path)
+    if directory and not os.path.isdir(directory):
+        os.makedirs(directory, 0o750)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    with os.fdopen(fd, "a") as handle:
+        handle.write(json.dumps(entry, sort_keys=True) + "\n")
+    return path
