@@ -9,7 +9,7 @@ KV_MOUNT = "secret"
 
 
 def api_key_record(lab, name="payment-gateway-api", group="web", k8s=False, batch_group=None,
-                   verify_json=True, risk="high"):
+                   verify_json=True, risk="high", namespace="payments"):
     """A rest-issued API key in OpenBao KV v2, consumed by systemd hosts (and optionally k8s/batch)."""
     consumers = [{
         "name": "web-app", "kind": "systemd", "hosts": group,
@@ -22,10 +22,10 @@ def api_key_record(lab, name="payment-gateway-api", group="web", k8s=False, batc
     if k8s:
         consumers.append({
             "name": "mobile-backend", "kind": "kubernetes", "cluster": "lab-cluster",
-            "namespace": "payments", "secret": "payment-gateway-secret", "secret_key": "PAYMENT_API_KEY",
+            "namespace": namespace, "secret": "payment-gateway-secret", "secret_key": "PAYMENT_API_KEY",
             "deployments": ["mobile-backend"],
-            "verify": {"url": lab.k8s.url + "/_emulator/namespaces/payments/deployments/mobile-backend/health"
-                              "?var=PAYMENT_API_KEY",
+            "verify": {"url": lab.k8s.url + "/_emulator/namespaces/%s/deployments/mobile-backend/health"
+                              "?var=PAYMENT_API_KEY" % namespace,
                        "json": {"payment_gateway": "connected"}}})
     if batch_group:
         consumers.append({"name": "batch-processor", "kind": "batch", "hosts": batch_group})
@@ -48,7 +48,7 @@ def api_key_record(lab, name="payment-gateway-api", group="web", k8s=False, batc
     }
 
 
-def seed_api_key(lab, name="payment-gateway-api", hosts=None, k8s=False):
+def seed_api_key(lab, name="payment-gateway-api", hosts=None, k8s=False, namespace="payments"):
     """The state before the first rotation: a live key at the provider, in the store, on consumers."""
     key_id, secret = lab.provider.create_key("initial-" + name)
     client = hvac.Client(url=lab.openbao.addr, token=lab.openbao.token)
@@ -61,12 +61,11 @@ def seed_api_key(lab, name="payment-gateway-api", hosts=None, k8s=False):
         import base64
         b64 = base64.b64encode(secret.encode()).decode()
         lab.k8s.seed([
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}},
             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "payment-gateway-secret",
-                                                                 "namespace": "payments"},
+                                                                 "namespace": namespace},
              "type": "Opaque", "data": {"PAYMENT_API_KEY": b64}},
             {"apiVersion": "apps/v1", "kind": "Deployment",
-             "metadata": {"name": "mobile-backend", "namespace": "payments"},
+             "metadata": {"name": "mobile-backend", "namespace": namespace},
              "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "mobile-backend"}},
                       "template": {"metadata": {"labels": {"app": "mobile-backend"}},
                                    "spec": {"containers": [{"name": "app", "image": "mobile-backend:1",

@@ -1,0 +1,190 @@
+"""rotate.yml end to end against the lab: OpenBao store, demo provider, 2 systemd hosts,
+the Kubernetes emulator and a batch consumer. Every result is checked with an independent
+client (hvac, the provider's own API, ssh, the Kubernetes API), never with the collection."""
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.lab import scenarios
+from tests.lab.ansible_runner import ROOT, ansible_env, run_playbook
+
+pytestmark = [pytest.mark.lab, pytest.mark.hosts]
+
+
+def _creates(lab):
+    return [r for r in lab.provider.requests() if r["path"] == "/v1/api-keys" and r["method"] == "POST"
+            and r["status"] == 201]
+
+
+def _health(url, want=200, deadline=15):
+    """The consumer's health status, waiting (bounded) for a restarting service to answer."""
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except OSError:
+            status = None
+        if status == want or time.monotonic() > end:
+            return status
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def scenario(rotation_lab, request):
+    """A fresh credential (own name, own KV path) on both hosts, the k8s app and a batch host."""
+    lab = rotation_lab
+    name = "api-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[5:45].strip("-")
+    audit = lab.workdir / "rotation-audit.jsonl"
+    audit.unlink(missing_ok=True)
+    old_id, old_secret = scenarios.seed_api_key(lab, name, k8s=True, namespace=name)
+    record = scenarios.api_key_record(lab, name, k8s=True, batch_group="batch", namespace=name)
+    inventory = lab.write_inventory(
+        path=lab.workdir / ("inv-%s.yml" % name), credentials={name: record},
+        groups={"web": [h.name for h in lab.hosts], "batch": [lab.hosts[-1].name]})
+    return type("Scenario", (), dict(lab=lab, name=name, old_id=old_id, old_secret=old_secret,
+                                      record=record, inventory=inventory))
+
+
+def _rotate(sc, extra=None, verbosity=0, playbook="playbooks/rotate.yml"):
+    ev = {"credentials": [sc.name]}
+    ev.update(extra or {})
+    return run_playbook(playbook, inventory=sc.inventory, extra_vars=ev, env=sc.lab.env(),
+                        verbosity=verbosity, timeout=600)
+
+
+def _assert_no_secret(texts, *secrets):
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_standard_rotation_end_to_end(scenario):
+    sc, lab = scenario, scenario.lab
+    creates_before = len(_creates(lab))
+    started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
+    proc = _rotate(sc, verbosity=3)
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+
+    data, meta = scenarios.kv_read(lab, sc.name)
+    new_id, new_secret = data["key_id"], data["api_key"]
+    assert new_id != sc.old_id and new_secret != sc.old_secret
+    assert "previous_api_key" not in data and "previous_key_id" not in data
+    assert {"rotated_at", "rotated_by", "rotation_verified_at"} <= set(data)
+    custom = meta["custom_metadata"]
+    assert custom["rotation_phase"] == "finished"
+    assert custom["consumers"] == "web-app,mobile-backend,batch-processor"
+    assert custom["last_rotated"] >= started
+    # exactly one new key; the old one is dead at the provider, the new one live
+    assert len(_creates(lab)) == creates_before + 1
+    assert lab.provider.test_key(sc.old_secret) == 401
+    assert lab.provider.test_key(new_secret) == 200
+    assert lab.provider.keys()[sc.old_id]["status"] == "revoked"
+    # every systemd host: only the env_var line changed, mode 0600, service healthy
+    for host in lab.hosts:
+        res = lab.systemd.ssh(host, "stat -c %a /etc/application/environment; cat /etc/application/environment")
+        mode, *lines = res.stdout.split("\n")
+        assert mode == "600"
+        assert "LOG_LEVEL=info" in lines and "PAYMENT_API_KEY=" + new_secret in lines
+        assert _health(lab.consumer_url(host)) == 200
+    # Kubernetes: the running pods hold the new value
+    env = lab.k8s.env(sc.name, "mobile-backend")
+    assert new_secret in str(env) and sc.old_secret not in str(env)
+    assert lab.k8s.health(sc.name, "mobile-backend", "PAYMENT_API_KEY")[0] == 200
+    # the audit trail, in order, without secrets
+    events = [(e["event"], e.get("consumer", "")) for e in lab.audit_entries() if e["credential"] == sc.name]
+    names = [e for e, _ in events]
+    assert names.index("issued") < names.index("stored") < names.index("deployed")
+    assert names.index("finished") > names.index("revoked") > max(i for i, n in enumerate(names) if n == "verified")
+    assert ("picked_up_next_run", "batch-processor@" + lab.hosts[-1].name) in events
+    _assert_no_secret([proc.stdout, proc.stderr, (lab.workdir / "rotation-audit.jsonl").read_text()],
+                      sc.old_secret, new_secret, lab.provider.admin_token, lab.openbao.token)
+    # zero failed requests: no consumer was ever refused by the provider during the run
+    rejected = [r for r in lab.provider.requests() if r["path"] == "/v1/test" and r["status"] == 401
+                and r["source"] != "127.0.0.1" and r["time"] >= started]
+    assert rejected == []
+
+    # a re-run has nothing to do: the credential is not due, nothing is issued
+    proc = run_playbook("playbooks/rotate.yml", inventory=sc.inventory, env=lab.env())
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert len(_creates(lab)) == creates_before + 1
+    assert "Nothing to rotate" in proc.stdout
+
+
+def test_failed_verification_rolls_back(scenario):
+    sc, lab = scenario, scenario.lab
+    broken = lab.hosts[1]
+    # The second host's service will not come back after its restart.
+    broken.put_file("/etc/systemd/system/payment-app.service.d/broken.conf",
+                    "[Service]\nExecStartPre=/bin/false\n")
+    broken.systemctl("daemon-reload")
+    try:
+        proc = _rotate(sc, extra={"rotation_verify_deadline": 5})
+    finally:
+        broken.run("rm", "-f", "/etc/systemd/system/payment-app.service.d/broken.conf")
+        broken.systemctl("daemon-reload")
+        broken.systemctl("restart", "payment-app.service", check=False)
+    assert proc.returncode != 0
+    assert "Rolled back: %s" % sc.name in proc.stdout
+    data, meta = scenarios.kv_read(lab, sc.name)
+    assert data["key_id"] == sc.old_id and data["api_key"] == sc.old_secret
+    assert meta["custom_metadata"]["rotation_phase"] == "rolled_back"
+    assert lab.provider.test_key(sc.old_secret) == 200
+    new_keys = [k for k in lab.provider.keys().values() if k["id"] != sc.old_id and k["name"] == "production-integration"
+                and k["created_at"] >= meta["created_time"][:19]]
+    assert new_keys and all(k["status"] == "revoked" for k in new_keys)
+    for host in lab.hosts:
+        content = host.read_file("/etc/application/environment")
+        assert "PAYMENT_API_KEY=" + sc.old_secret in content.splitlines()
+        assert _health(lab.consumer_url(host)) == 200
+    events = [e["event"] for e in lab.audit_entries() if e["credential"] == sc.name]
+    assert "failed" in events and "rolled_back" in events
+    assert "finished" not in events
+
+
+@pytest.mark.parametrize("kill_after", ["stored", "deployed", "verified"])
+def test_interrupted_run_resumes(scenario, kill_after):
+    """Kill ansible-playbook right after a phase is reached, run again: the same rotation finishes."""
+    sc, lab = scenario, scenario.lab
+    creates_before = len(_creates(lab))
+    audit = lab.workdir / "rotation-audit.jsonl"
+    cmd = [str(Path(sys.executable).parent / "ansible-playbook"), "playbooks/rotate.yml", "-i", str(sc.inventory),
+           "-e", '{"credentials": ["%s"]}' % sc.name]
+    log = lab.workdir / ("interrupted-%s.log" % kill_after)
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, cwd=str(ROOT), env=ansible_env(lab.env()), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 240
+    seen = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        if audit.exists() and any('"event": "%s"' % kill_after in line and sc.name in line
+                                  for line in audit.read_text().splitlines()):
+            seen = True
+            break
+        time.sleep(0.05)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert seen, "the run never reached %s:\n%s" % (kill_after, log.read_text()[-5000:])
+    _, meta = scenarios.kv_read(lab, sc.name)
+    assert meta["custom_metadata"]["rotation_phase"] in ("pending", "deployed", "verified")
+
+    done = _rotate(sc)
+    assert done.returncode == 0, done.stdout[-6000:]
+    assert "resuming from" in done.stdout
+    data, meta = scenarios.kv_read(lab, sc.name)
+    assert meta["custom_metadata"]["rotation_phase"] == "finished"
+    assert len(_creates(lab)) == creates_before + 1, "a second new value was issued"
+    assert lab.provider.test_key(sc.old_secret) == 401
+    assert lab.provider.test_key(data["api_key"]) == 200
+    for host in lab.hosts:
+        assert "PAYMENT_API_KEY=" + data["api_key"] in host.read_file("/etc/application/environment").splitlines()
