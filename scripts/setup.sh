@@ -12,6 +12,7 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v ssh >/dev/null || need+=(openssh-client)
 command -v unshare >/dev/null || need+=(util-linux)
 command -v curl >/dev/null || need+=(curl)
+command -v chromium >/dev/null || need+=(chromium)   # renders the HTML due report in a test
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ "${#need[@]}" -gt 0 ]; then
   echo "setup: apt-get install ${need[*]}"
