@@ -126,7 +126,14 @@ def queue_label(name, states):
     return "%s (resuming from %s)" % (name, phase) if phase in IN_FLIGHT else name
 
 
+def emergency_delay(credential_type):
+    """The policy's maximum delay once compromise is confirmed, in words."""
+    hours = int(_policy.emergency_max_delay(credential_type).total_seconds() // 3600)
+    return "immediate" if hours == 0 else "%d hours" % hours
+
+
 class FilterModule(object):
     def filters(self):
         return {"rotation_plan": rotation_plan, "rotation_outcome": rotation_outcome,
-                "due_names": due_names, "failed_credentials": failed_credentials, "queue_label": queue_label}
+                "due_names": due_names, "failed_credentials": failed_credentials,
+                "emergency_delay": emergency_delay, "queue_label": queue_label}

@@ -188,3 +188,36 @@ def test_interrupted_run_resumes(scenario, kill_after):
     assert lab.provider.test_key(data["api_key"]) == 200
     for host in lab.hosts:
         assert "PAYMENT_API_KEY=" + data["api_key"] in host.read_file("/etc/application/environment").splitlines()
+
+
+def test_rollback_playbook_on_demand(scenario):
+    """Interrupt a rotation after the store step, then roll it back with rollback.yml."""
+    sc, lab = scenario, scenario.lab
+    # Run only as far as the store: the deploy play and the finish step are skipped by tags.
+    proc = run_playbook("playbooks/rotate.yml", inventory=sc.inventory, env=lab.env(),
+                        extra_vars={"credentials": [sc.name]}, tags="issue,store",
+                        )
+    data, meta = scenarios.kv_read(lab, sc.name)
+    assert meta["custom_metadata"]["rotation_phase"] == "pending", proc.stdout[-4000:]
+    new_id, new_secret = data["key_id"], data["api_key"]
+    assert new_id != sc.old_id
+    # put the new value on one host by hand, as an interrupted deploy would have
+    host = lab.hosts[0]
+    host.run("sed", "-i", "s/^PAYMENT_API_KEY=.*/PAYMENT_API_KEY=%s/" % new_secret, "/etc/application/environment")
+    host.systemctl("restart", "payment-app.service")
+
+    proc = run_playbook("playbooks/rollback.yml", inventory=sc.inventory, env=lab.env(),
+                        extra_vars={"credential": sc.name, "reason": "INC-1 bad deploy"})
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    data, meta = scenarios.kv_read(lab, sc.name)
+    assert data["key_id"] == sc.old_id and data["api_key"] == sc.old_secret
+    assert meta["custom_metadata"]["rotation_phase"] == "rolled_back"
+    assert lab.provider.test_key(new_secret) == 401
+    assert lab.provider.test_key(sc.old_secret) == 200
+    for h in lab.hosts:
+        assert "PAYMENT_API_KEY=" + sc.old_secret in h.read_file("/etc/application/environment").splitlines()
+        assert _health(lab.consumer_url(h)) == 200
+    # a finished rotation cannot be rolled back: the message says why
+    proc = run_playbook("playbooks/rollback.yml", inventory=sc.inventory, env=lab.env(),
+                        extra_vars={"credential": sc.name})
+    assert proc.returncode != 0 and "no rotation in flight" in proc.stdout
