@@ -1,0 +1,132 @@
+"""Unit tests of the run planning filters, the scope assessment and the audit trail."""
+import json
+
+import pytest
+
+from ansible_collections.credops.rotation.plugins.filter import plan
+from ansible_collections.credops.rotation.plugins.module_utils import _audit, _scope
+
+GROUPS = {"all": ["web1", "web2", "batch1", "k8s"], "web": ["web1", "web2"], "batch": ["batch1"]}
+CREDS = {
+    "a": {"type": "api_key", "consumers": [
+        {"name": "web-app", "kind": "systemd", "hosts": "web"},
+        {"name": "mobile", "kind": "kubernetes", "cluster": "k8s"},
+        {"name": "jobs", "kind": "batch", "hosts": ["batch", "web2"]}]},
+    "b": {"type": "database", "consumers": [{"name": "db-app", "kind": "systemd", "hosts": "web1"}]},
+}
+
+
+def test_plan_expands_groups_and_clusters_in_consumer_order():
+    got = plan.rotation_plan(CREDS, ["a", "b"], GROUPS)
+    assert list(got) == ["web1", "web2", "k8s", "batch1"]
+    assert [(i["credential"], i["consumer"]) for i in got["web1"]] == [("a", "web-app"), ("b", "db-app")]
+    assert [(i["consumer"], i["kind"], i["index"]) for i in got["web2"]] == [("web-app", "systemd", 0), ("jobs", "batch", 2)]
+    assert got["k8s"] == [{"credential": "a", "consumer": "mobile", "index": 1, "kind": "kubernetes"}]
+
+
+@pytest.mark.parametrize("queue,hosts", [([], []), (["b"], ["web1"]), (["a"], ["web1", "web2", "k8s", "batch1"])])
+def test_plan_only_covers_the_queue(queue, hosts):
+    assert list(plan.rotation_plan(CREDS, queue, GROUPS)) == hosts
+
+
+def test_plan_only_named_consumers():
+    got = plan.rotation_plan(CREDS, ["a"], GROUPS, only={"a": ["mobile"]})
+    assert list(got) == ["k8s"]
+
+
+HOSTVARS = {
+    "web1": {"deploy_results": {"a": [{"consumer": "web-app", "changed": True, "failed": False}]}},
+    "web2": {"deploy_results": {"a": [{"consumer": "web-app", "changed": True, "failed": True, "error": "boom"}],
+                                "b": [{"consumer": "db-app", "changed": False, "failed": False}]}},
+    "k8s": {},
+}
+
+
+def test_outcome_collects_failures_and_changes():
+    out = plan.rotation_outcome(HOSTVARS, ["web1", "web2", "k8s"])
+    assert out["a"]["ok"] == ["web-app@web1"]
+    assert [f["label"] for f in out["a"]["failed"]] == ["web-app@web2"]
+    assert out["a"]["changed"] == [{"host": "web1", "consumer": "web-app"}, {"host": "web2", "consumer": "web-app"}]
+    assert out["b"] == {"failed": [], "ok": ["db-app@web2"], "changed": []}
+    assert plan.failed_credentials(["web1", "web2", "k8s"], HOSTVARS) == ["a"]
+    assert plan.failed_credentials(["web1"], HOSTVARS) == []
+
+
+@pytest.mark.parametrize("last,due", [
+    ("2026-01-01T00:00:00Z", True),      # long ago: overdue
+    ("2026-11-30T00:00:00Z", False),     # yesterday: ok
+    (None, True),                        # unknown age: rotate
+])
+def test_due_names(last, due):
+    creds = {"x": {"type": "api_key", "risk": "high"}}
+    got = plan.due_names(["x"], creds, {"x": {"last_rotated": last}}, now="2026-12-01T00:00:00Z")
+    assert got == (["x"] if due else [])
+
+
+def test_due_names_falls_back_to_inventory_last_rotated():
+    creds = {"x": {"type": "api_key", "last_rotated": "2026-11-20T00:00:00Z"}}
+    assert plan.due_names(["x"], creds, {}, now="2026-12-01T00:00:00Z") == []
+
+
+@pytest.mark.parametrize("ctype,words", [("api_key", "immediate"), ("database", "4 hours"),
+                                         ("webhook_secret", "24 hours"), ("nonsense", "immediate")])
+def test_emergency_delay(ctype, words):
+    assert plan.emergency_delay(ctype) == words
+
+
+def test_queue_label():
+    assert plan.queue_label("a", {"a": {"phase": "deployed"}}) == "a (resuming from deployed)"
+    assert plan.queue_label("a", {"a": {"phase": "finished"}}) == "a"
+
+
+AUDIT_LINES = [
+    {"type": "request", "time": "2026-12-01T10:00:00Z", "auth": {"display_name": "token-app"},
+     "request": {"path": "secret/data/api/x", "operation": "read", "remote_address": "10.0.0.5"}},
+    {"type": "response", "time": "2026-12-01T10:00:00Z",
+     "request": {"path": "secret/data/api/x", "operation": "read", "remote_address": "10.0.0.5"}},
+    {"type": "request", "time": "2026-11-01T10:00:00Z",
+     "request": {"path": "secret/data/api/x", "operation": "read", "remote_address": "10.0.0.6"}},
+    {"type": "request", "time": "2026-12-01T11:00:00Z",
+     "request": {"path": "secret/data/api/other", "operation": "read", "remote_address": "10.0.0.7"}},
+    {"type": "request", "time": "2026-12-01T12:00:00Z",
+     "request": {"path": "secret/data/api/x", "operation": "update", "remote_address": "10.0.0.8"}},
+]
+
+
+def test_store_reads_filters_path_operation_time_and_counts_requests_once():
+    lines = [json.dumps(e) for e in AUDIT_LINES] + ["not json", ""]
+    reads = _scope.store_reads(lines, "secret", "api/x", "2026-11-30T00:00:00Z")
+    assert [(r["time"], r["source"], r["actor"]) for r in reads] == [("2026-12-01T10:00:00Z", "10.0.0.5", "token-app")]
+
+
+def test_summarize_names_earliest_unknown_use():
+    uses = [{"time": "2026-12-01T10:05:00Z", "source": "10.0.0.11"},
+            {"time": "2026-12-01T10:01:00Z", "source": "203.0.113.9"},
+            {"time": "2026-12-01T09:00:00Z", "source": "10.0.0.12"}]
+    got = _scope.summarize(uses, [], ["10.0.0.11", "10.0.0.12"])
+    assert got["uses"] == 3 and got["first_use"] == "2026-12-01T09:00:00Z"
+    assert got["unknown_sources"] == ["203.0.113.9"]
+    assert got["earliest_unauthorized_use"] == "2026-12-01T10:01:00Z"
+    assert _scope.summarize([], [], [])["earliest_unauthorized_use"] is None
+
+
+def test_audit_entry_shape_and_refusals(tmp_path):
+    entry = _audit.make_entry("c", "revoked", key_id="k1", incident="INC-1", details={"step": "revoke"},
+                              actor_name="alice", time="T")
+    assert entry == {"time": "T", "credential": "c", "event": "revoked", "actor": "alice", "key_id": "k1",
+                     "incident": "INC-1", "details": {"step": "revoke"}}
+    with pytest.raises(ValueError, match="unknown audit event"):
+        _audit.make_entry("c", "exploded")
+    with pytest.raises(ValueError, match="secret fields"):
+        _audit.make_entry("c", "issued", details={"api_key": "x"})
+    path = _audit.append(str(tmp_path / "sub" / "audit.jsonl"), entry)
+    _audit.append(path, entry)
+    lines = (tmp_path / "sub" / "audit.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [entry, entry]
+    assert oct((tmp_path / "sub" / "audit.jsonl").stat().st_mode & 0o777) == "0o600"
+
+
+@pytest.mark.parametrize("env,who", [({"AWX_USER_NAME": "awx-bob", "USER": "root"}, "awx-bob"),
+                                     ({"USER": "carol"}, "carol")])
+def test_actor_prefers_awx_user(env, who):
+    assert _audit.actor(env) == who
