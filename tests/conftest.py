@@ -65,6 +65,9 @@ def lab_env(openbao, moto):
 
 
 def pytest_collection_modifyitems(config, items):
+    # The lab's own self-tests first: they boot and tear down their own systemd hosts, which
+    # must happen before the session's shared lab (rotation_lab) holds the hosts' bridge.
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/integration/test_lab_") else 1)
     # Integration tests must not silently skip: there is no Docker-style opt-out here.
     if os.geteuid() != 0:
         skip = pytest.mark.skip(reason="the lab needs root (network namespaces, PostgreSQL user)")

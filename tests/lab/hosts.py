@@ -598,6 +598,27 @@ class SystemdHosts:
         self.timings["total"] = time.monotonic() - t0
         return self
 
+    def _wait_for_other_lab(self):
+        """Another process's live lab owns the bridge: wait (bounded) until it is gone.
+
+        One lab per machine; parallel test runs on one machine take turns instead of failing.
+        CREDLAB_WAIT (seconds, default 480) bounds the wait."""
+        deadline = time.monotonic() + float(os.environ.get("CREDLAB_WAIT", "480"))
+        announced = False
+        while True:
+            try:
+                with _flock(REGISTRY / "lock"):
+                    cleanup_all_stale(exclude=self.state_file)
+                return
+            except RuntimeError as exc:
+                own = "owner pid %d," % os.getpid()
+                if "another lab is running" not in str(exc) or own in str(exc) or time.monotonic() > deadline:
+                    raise
+                if not announced:
+                    _log(f"{exc}: waiting for it to finish")
+                    announced = True
+                time.sleep(2)
+
     def _start(self):
         if os.geteuid() != 0:
             raise RuntimeError("credlab: SystemdHosts needs root")
@@ -606,6 +627,7 @@ class SystemdHosts:
         self.timings["rootfs"] = time.monotonic() - t0
         self.workdir.mkdir(parents=True, exist_ok=True)
         cg_mode, cg_bases = _cgroup_setup()
+        self._wait_for_other_lab()
         with _flock(REGISTRY / "lock"):
             cleanup_all_stale(exclude=self.state_file)
             if self.state_file.exists():
