@@ -80,11 +80,20 @@ def rotation_plan(credentials, queue, groups, only=None):
     return plan
 
 
-def rotation_outcome(hostvars, hosts, fact="deploy_results"):
-    """Collect every host's deploy results: {credential: {"failed": [...], "ok": [...], "changed": [...]}}."""
+def rotation_outcome(hostvars, hosts, fact="deploy_results", plan=None):
+    """Collect every host's deploy results: {credential: {"failed": [...], "ok": [...], "changed": [...]}}.
+
+    With ``plan`` (host -> work items), a planned item a host never reported (unreachable, or
+    its play stopped) counts as failed: silence is not success."""
     outcome = {}
-    for host in hosts:
-        results = (hostvars.get(host) or {}).get(fact) or {}
+    for host in sorted(set(hosts) | set(plan or {}), key=lambda h: (h not in hosts, h)):
+        results = dict((hostvars.get(host) or {}).get(fact) or {})
+        for item in (plan or {}).get(host, []):
+            reported = [r.get("consumer") for r in results.get(item["credential"], [])]
+            if item["consumer"] not in reported:
+                results.setdefault(item["credential"], []).append({
+                    "consumer": item["consumer"], "kind": item.get("kind"), "failed": True, "changed": True,
+                    "error": "no result from %s (unreachable, or its play stopped)" % host})
         for credential, items in results.items():
             entry = outcome.setdefault(credential, {"failed": [], "ok": [], "changed": []})
             for item in items:
@@ -104,11 +113,45 @@ def failed_credentials(hosts, hostvars, fact="deploy_results"):
     return sorted(name for name, entry in outcome.items() if entry["failed"])
 
 
+def _serial(value):
+    """A certificate serial in one spelling: hex, lower case, no separators or leading zeros."""
+    text = str(value or "").strip().lower().replace(":", "").replace("-", "")
+    return (text.lstrip("0") or "0") if text else ""
+
+
+def certificate_validity(state):
+    """(not_before, not_after) of the certificate the store holds now, or (None, None).
+
+    Read from ``state`` (``not_before``/``not_after``), else from its ``metadata`` (the
+    store's custom_metadata, where the issue step records ``not_before``, ``not_after`` and
+    ``certificate_serial``). Dates recorded for another serial than the store's current
+    ``key_id`` (a rotation that was rolled back leaves the new certificate's) do not count,
+    and neither do dates that cannot be read: the certificate's age is then unknown.
+    """
+    meta = state.get("metadata") or {}
+    not_after = state.get("not_after") or meta.get("not_after")
+    not_before = state.get("not_before") or meta.get("not_before")
+    if not not_after:
+        return None, None
+    serial, key_id = meta.get("certificate_serial"), state.get("key_id")
+    if serial and key_id and _serial(serial) != _serial(key_id):
+        return None, None
+    try:
+        _policy.parse_time(not_after)
+        _policy.parse_time(not_before)
+    except ValueError:
+        return None, None
+    return not_before or None, not_after
+
+
 def due_names(names, credentials, states, now=None):
     """The names among ``names`` that are due now: overdue by the policy, or of unknown age.
 
-    ``states`` maps a name to what the store said (``last_rotated``); the inventory's
-    ``last_rotated`` is the fallback, as in the due report.
+    ``states`` maps a name to what the store said (``last_rotated``; for certificates also
+    ``metadata`` with ``not_before``/``not_after``, see ``certificate_validity``); the
+    inventory's ``last_rotated`` is the fallback, as in the due report. A certificate is due
+    by its validity (1/3 of its lifetime left, or 30 days before not_after), and of unknown
+    age (so due) when the store records no validity for its current serial.
     """
     now = now or _policy.format_time(datetime.datetime.now(_policy.UTC))
     due = []
@@ -116,7 +159,10 @@ def due_names(names, credentials, states, now=None):
         record = credentials.get(name) or {}
         state = states.get(name) or {}
         last = state.get("last_rotated") or record.get("last_rotated")
-        if _policy.status(record, last, now)["status"] in ("overdue", "unknown"):
+        not_before = not_after = None
+        if record.get("type") == "certificate":
+            not_before, not_after = certificate_validity(state)
+        if _policy.status(record, last, now, not_before, not_after)["status"] in ("overdue", "unknown"):
             due.append(name)
     return due
 

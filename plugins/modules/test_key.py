@@ -110,7 +110,8 @@ def main():
         if want:
             module.fail_json(tested=True, accepted=accepted, msg=(
                 "credential '%s', step verify: the issuer rejects the new value. Fix: check the issuer's "
-                "permissions for new keys and its clock; nothing was revoked, the rotation rolls back." % credential))
+                "permissions for new keys and its clock; nothing was revoked, the rotation stays in flight: "
+                "re-run once fixed, or roll it back with credops.rotation.rollback." % credential))
         module.fail_json(tested=True, accepted=accepted, msg=(
             "credential '%s', step revoke: the issuer still accepts a value that must be dead. Fix: revoke it "
             "at the issuer by hand now (docs/runbooks/troubleshooting.md)." % credential))

@@ -1,0 +1,62 @@
+"""Shared pieces of the rotation benchmarks: a lab, a seeded credential, health pollers."""
+import statistics
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def iso_now():
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text):
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+class Poller(threading.Thread):
+    """Polls one consumer's health URL every `interval` s (bounded by `limit` s); records (t, ok)."""
+
+    def __init__(self, url, interval=0.05, limit=300):
+        super().__init__(daemon=True)
+        self.url, self.interval, self.limit = url, interval, limit
+        self.samples = []
+        self._halt = threading.Event()
+
+    def run(self):
+        end = time.monotonic() + self.limit
+        while not self._halt.is_set() and time.monotonic() < end:
+            t = time.time()
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as resp:
+                    ok = resp.status == 200
+            except (urllib.error.URLError, OSError):
+                ok = False
+            self.samples.append((t, ok))
+            self._halt.wait(self.interval)
+
+    def stop(self):
+        self._halt.set()
+        self.join(timeout=5)
+
+    def outage(self):
+        """(first failed, first healthy after it) or None."""
+        first_bad = next((t for t, ok in self.samples if not ok), None)
+        if first_bad is None:
+            return None
+        healthy = next((t for t, ok in self.samples if ok and t > first_bad), None)
+        return first_bad, healthy
+
+
+def spread(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    return "median %.2fs, min %.2fs, max %.2fs (n=%d)" % (
+        statistics.median(values), min(values), max(values), len(values))

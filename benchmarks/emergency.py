@@ -1,0 +1,57 @@
+"""Benchmark: emergency rotation with 3 systemd consumers, over several runs.
+
+Time-to-revoke: from starting `ansible-playbook credops.rotation.emergency` to the provider
+recording the revocation (target < 2 s). Outage window: per consumer, first failed to first
+healthy health request (target < 10 s). Prints median and spread.
+
+    .venv/bin/python benchmarks/emergency.py [--runs 5]
+"""
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from _common import Poller, parse_iso, spread
+
+from tests.lab import scenarios
+from tests.lab.ansible_runner import run_playbook
+from tests.lab.lab import Lab
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=5)
+    args = ap.parse_args()
+    to_revoke, outages = [], []
+    with Lab(Path(tempfile.mkdtemp(prefix="credops-bench-")), hosts=3) as lab:
+        for i in range(args.runs):
+            name = "bench-emergency-%d" % i
+            old_id, _ = scenarios.seed_api_key(lab, name)
+            inventory = lab.write_inventory(path=lab.workdir / ("inv-%s.yml" % name),
+                                            credentials={name: scenarios.api_key_record(lab, name)},
+                                            groups={"web": [h.name for h in lab.hosts]})
+            pollers = [Poller(lab.consumer_url(h), interval=0.05) for h in lab.hosts]
+            for p in pollers:
+                p.start()
+            time.sleep(0.5)
+            start = time.time()
+            proc = run_playbook("playbooks/emergency.yml", inventory=inventory, env=lab.env(),
+                                extra_vars={"credential": name, "incident": "INC-BENCH-%d" % i})
+            time.sleep(0.5)
+            for p in pollers:
+                p.stop()
+            if proc.returncode != 0:
+                print(proc.stdout[-3000:])
+                raise SystemExit("emergency run failed")
+            revoked = next(r for r in lab.provider.requests() if r["method"] == "DELETE" and r["key_id"] == old_id)
+            to_revoke.append(parse_iso(revoked["time"]) - start)
+            windows = [(o[1] - o[0]) if o and o[1] else None for o in (p.outage() for p in pollers)]
+            outages.append(max((w for w in windows if w is not None), default=0.0))
+            print("run %d: time-to-revoke %.2fs, outage window per consumer %s" % (
+                i, to_revoke[-1], ["%.2fs" % w if w is not None else "none" for w in windows]))
+    print("time-to-revoke: %s (target < 2 s)" % spread(to_revoke))
+    print("outage window (worst consumer per run): %s (target < 10 s)" % spread(outages))
+
+
+if __name__ == "__main__":
+    main()
