@@ -130,3 +130,75 @@ def test_audit_entry_shape_and_refusals(tmp_path):
                                      ({"USER": "carol"}, "carol")])
 def test_actor_prefers_awx_user(env, who):
     assert _audit.actor(env) == who
+
+
+
+# --- due_names for certificates: the validity the store records (custom_metadata) --------------
+CERT = {"type": "certificate", "risk": "standard"}
+NOW = "2026-12-01T00:00:00Z"
+
+
+def _cert_state(not_before, not_after, serial="1c:5b:4b", key_id="1c:5b:4b"):
+    meta = {"not_before": not_before, "not_after": not_after}
+    if serial is not None:
+        meta["certificate_serial"] = serial
+    return {"key_id": key_id, "last_rotated": not_before, "metadata": meta}
+
+
+@pytest.mark.parametrize("not_before,not_after,due", [
+    # 365 days: due once 1/3 of the lifetime (121.7 days) is left, long before 30 days
+    ("2026-06-01T00:00:00Z", "2027-06-01T00:00:00Z", False),   # 182 days left
+    ("2026-04-03T00:00:00Z", "2027-04-03T00:00:00Z", False),   # 123 days left
+    ("2026-04-01T00:00:00Z", "2027-04-01T00:00:00Z", True),    # 121 days left
+    ("2026-03-01T00:00:00Z", "2027-03-01T00:00:00Z", True),    # 90 days left
+    # 730 days: 1/3 left is 243 days before not_after
+    ("2025-06-01T00:00:00Z", "2027-06-01T00:00:00Z", True),    # 182 days left
+    # 60 days: 30 days before not_after comes before 1/3 left (20 days)
+    ("2026-11-02T00:00:00Z", "2027-01-01T00:00:00Z", False),   # 31 days left
+    ("2026-10-31T00:00:00Z", "2026-12-30T00:00:00Z", True),    # 29 days left
+    # 30 days or less: due from the start (30 days before not_after is not_before)
+    ("2026-11-30T00:00:00Z", "2026-12-30T00:00:00Z", True),
+    ("2026-11-30T00:00:00Z", "2026-12-03T00:00:00Z", True),    # 72h, as in the lab
+    ("2025-01-01T00:00:00Z", "2026-11-30T00:00:00Z", True),    # expired
+])
+def test_due_names_certificate_by_validity(not_before, not_after, due):
+    got = plan.due_names(["c"], {"c": CERT}, {"c": _cert_state(not_before, not_after)}, now=NOW)
+    assert got == (["c"] if due else [])
+
+
+@pytest.mark.parametrize("serial,key_id,due", [
+    ("1c:5b:4b", "1c:5b:4b", False),
+    ("1C-5B-4B", "001c:5b:4b", False),   # one serial, spelled differently
+    ("0a:0b:0c", "1c:5b:4b", True),      # recorded for another certificate (rolled back): age unknown
+    (None, "1c:5b:4b", False),           # no serial recorded: the dates count
+    ("1c:5b:4b", None, False),           # no key id in the store: the dates count
+])
+def test_due_names_certificate_dates_belong_to_the_current_serial(serial, key_id, due):
+    state = _cert_state("2026-06-01T00:00:00Z", "2027-06-01T00:00:00Z", serial=serial, key_id=key_id)
+    assert plan.due_names(["c"], {"c": CERT}, {"c": state}, now=NOW) == (["c"] if due else [])
+
+
+@pytest.mark.parametrize("state,due", [
+    ({}, True),                                                           # nothing known: rotate
+    ({"last_rotated": "2026-11-30T00:00:00Z"}, True),                     # an age, but no validity
+    ({"metadata": {"not_after": "soon"}, "last_rotated": "2026-11-30T00:00:00Z"}, True),   # unreadable
+    ({"not_before": "2026-06-01T00:00:00Z", "not_after": "2027-06-01T00:00:00Z"}, False),  # given directly
+    ({"metadata": {"not_after": "2027-06-01T00:00:00Z"}}, False),         # only not_after: 30 days before it
+    ({"metadata": {"not_after": "2026-12-20T00:00:00Z"}}, True),
+])
+def test_due_names_certificate_partial_knowledge(state, due):
+    assert plan.due_names(["c"], {"c": CERT}, {"c": state}, now=NOW) == (["c"] if due else [])
+
+
+@pytest.mark.parametrize("not_before,due", [("2026-11-28T00:00:00Z", False), ("2026-11-20T00:00:00Z", True)])
+def test_due_names_certificate_max_age_days_override(not_before, due):
+    """Short-lived certificates: max_age_days (counted from not_before) replaces the lifetime rule."""
+    creds = {"c": dict(CERT, max_age_days=7)}
+    state = _cert_state(not_before, "2026-12-28T00:00:00Z")
+    assert plan.due_names(["c"], creds, {"c": state}, now=NOW) == (["c"] if due else [])
+
+
+def test_due_names_certificate_dates_only_count_for_certificates():
+    creds = {"k": {"type": "api_key", "risk": "high"}}
+    state = {"last_rotated": "2026-11-30T00:00:00Z", "metadata": {"not_after": "2026-01-01T00:00:00Z"}}
+    assert plan.due_names(["k"], creds, {"k": state}, now=NOW) == []
