@@ -292,9 +292,18 @@ options:
         type: str
       role:
         description:
-          - Kind C(postgres), required. The login role whose password is rotated.
+          - Kind C(postgres), required unless O(issuer.roles). The login role whose password is rotated.
           - Kind C(vault_pki), required. The PKI role to issue from.
         type: str
+      roles:
+        description:
+          - Kind C(postgres). The alternating-roles (zero-downtime) procedure, instead of O(issuer.role),
+            with two login roles that have the same grants. The idle one (NOLOGIN) gets the new password
+            and LOGIN. The key id is the role's name, so a systemd consumer's C(id_env_var) gets it as the
+            user name. Revoking makes the old role idle again (NOLOGIN, an unknown password, its sessions
+            ended), and the revoke guard sees the old role's open sessions. See docs/runbooks/database.md.
+        type: list
+        elements: str
       valid_until_days:
         description:
           - Kind C(postgres). Also set C(VALID UNTIL) this many days ahead. Unset, the role's

@@ -791,3 +791,192 @@ def test_utc_iso_and_fingerprint():
     assert utc_iso(0) == "1970-01-01T00:00:00Z"
     assert utc_iso(datetime(2024, 8, 15, 12, 30, tzinfo=timezone(timedelta(hours=2)))) == "2024-08-15T10:30:00Z"
     assert fingerprint("abc") == "ba7816bf8f01" and fingerprint(None) is None
+
+
+# --- postgres, alternating roles: against a fake catalog ---------------------------------------
+class FakeCatalog:
+    """The few catalog queries the alternating procedure runs, answered from a dict; every
+    ALTER ROLE is recorded (rendered) instead of run."""
+
+    def __init__(self, roles, sessions=None):
+        # roles: name -> {"login": bool, "grants": set of grant strings}
+        self.roles = roles
+        self.sessions = dict(sessions or {})
+        self.altered, self.terminated = [], []
+        self.pgconn = self
+
+    def encrypt_password(self, password, user, algorithm):
+        return b"SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def execute(self, query, params=None):
+        rows = []
+        text = query if isinstance(query, str) else query.as_string(None)
+        oids = dict((name, 1000 + i) for i, name in enumerate(sorted(self.roles)))
+        if text.startswith("ALTER ROLE"):
+            name = text.split('"')[1]
+            self.altered.append(text.replace(text.split("'")[1], "<verifier>"))
+            if " NOLOGIN" in text or " LOGIN" in text:
+                self.roles[name]["login"] = " LOGIN" in text
+        elif "rolname = ANY" in text:
+            rows = [(n, self.roles[n]["login"]) for n in params[0] if n in self.roles]
+        elif text.startswith("SELECT oid,"):
+            name = params[0]
+            rows = [(oids[name],) + tuple("attribute " + a in self.roles[name]["grants"] for a in (
+                "rolsuper", "rolinherit", "rolcreaterole", "rolcreatedb", "rolreplication", "rolbypassrls"))]
+        elif "pg_auth_members" in text:
+            name = [n for n, o in oids.items() if o == params["oid"]][0]
+            rows = [(g,) for g in sorted(self.roles[name]["grants"]) if not g.startswith("attribute ")]
+        elif text.startswith("SELECT rolcanlogin"):
+            rows = [(self.roles[params[0]]["login"],)] if params[0] in self.roles else []
+        elif "pg_terminate_backend" in text:
+            ended = self.sessions.pop(params[0], [])
+            self.terminated.extend(ended)
+            rows = [(len(ended),)]
+        elif "pg_stat_activity" in text:
+            rows = [(addr, app, datetime(2024, 8, 15, 10, 0, tzinfo=timezone.utc))
+                    for addr, app in self.sessions.get(params[0], [])]
+        else:
+            raise AssertionError("unexpected query: " + text)
+        return type("Cursor", (), {"fetchone": lambda self: rows[0] if rows else None,
+                                   "fetchall": lambda self: list(rows)})()
+
+
+GROUP = {"member of orders_rw"}
+
+
+def alternating(monkeypatch, a_login=True, b_login=False, a_grants=GROUP, b_grants=GROUP, sessions=None,
+                logs_in=None, **config):
+    issuer = PostgresIssuer(dict(dict(roles=["app_a", "app_b"], admin_password="adm1n-pw"), **config), "orders-db")
+    catalog = FakeCatalog({"app_a": {"login": a_login, "grants": set(a_grants)},
+                           "app_b": {"login": b_login, "grants": set(b_grants)}}, sessions)
+    monkeypatch.setattr(issuer, "_admin", lambda step: catalog)
+    logins = []
+
+    def fake_logs_in(secret, step, role=None):
+        logins.append(role)
+        return (logs_in or {}).get(role, False)
+    monkeypatch.setattr(issuer, "_logs_in", fake_logs_in)
+    return issuer, catalog, logins
+
+
+@pytest.mark.parametrize("a_login, b_login, idle, previous", [
+    (True, False, "app_b", "app_a"),
+    (False, True, "app_a", "app_b"),
+    (False, False, "app_a", None),  # after an emergency revoked the role in use: the first listed
+])
+def test_postgres_alternating_create_gives_the_idle_role_a_new_password(monkeypatch, a_login, b_login, idle, previous):
+    issuer, catalog, _ = alternating(monkeypatch, a_login=a_login, b_login=b_login, valid_until_days=30)
+    out = issuer.create()
+    assert out["id"] == idle and len(out["secret"]) == 32 and set(out["secret"]) <= set(PASSWORD_ALPHABET)
+    assert out["info"]["role"] == idle and out["info"]["previous_role"] == previous
+    assert out["info"]["procedure"] == "alternating roles" and out["info"]["valid_until"]
+    assert len(catalog.altered) == 1
+    assert catalog.altered[0].startswith('ALTER ROLE "%s" WITH PASSWORD \'<verifier>\' LOGIN VALID UNTIL' % idle)
+    assert out["secret"] not in catalog.altered[0]
+    assert catalog.roles[idle]["login"] is True
+
+
+@pytest.mark.parametrize("setup, text", [
+    (dict(a_login=True, b_login=True), "can both log in, so which one is idle is unknown"),
+    (dict(b_grants={"member of orders_ro"}), "do not have the same grants (only app_a has: member of orders_rw; "
+                                             "only app_b has: member of orders_ro)"),
+    (dict(b_grants=GROUP | {"attribute rolcreatedb"}), "only app_b has: attribute rolcreatedb"),
+    (dict(a_grants=GROUP | {"owner of public.orders"}), "only app_a has: owner of public.orders"),
+])
+def test_postgres_alternating_create_refuses_before_changing_anything(monkeypatch, setup, text):
+    issuer, catalog, _ = alternating(monkeypatch, **setup)
+    with pytest.raises(RotationError) as err:
+        issuer.create()
+    assert text in str(err.value) and "step issue" in str(err.value) and "Fix: " in str(err.value)
+    assert catalog.altered == []
+
+
+def test_postgres_alternating_missing_role(monkeypatch):
+    issuer, catalog, _ = alternating(monkeypatch)
+    del catalog.roles["app_b"]
+    with pytest.raises(RotationError) as err:
+        issuer.create()
+    text = str(err.value)
+    assert "role(s) app_b of issuer.roles do not exist" in text and "CREATE ROLE app_b NOLOGIN" in text
+
+
+def test_postgres_alternating_revoke_makes_the_old_role_idle(monkeypatch):
+    sessions = {"app_a": [("10.0.0.9", "report-job")]}
+    issuer, catalog, _ = alternating(monkeypatch, a_login=True, b_login=True, sessions=sessions)
+    assert issuer.revoke("app_a") is True
+    assert catalog.altered == ['ALTER ROLE "app_a" WITH PASSWORD \'<verifier>\' NOLOGIN']
+    assert catalog.roles["app_a"]["login"] is False and catalog.terminated == [("10.0.0.9", "report-job")]
+    # again: already idle, no session left
+    assert issuer.revoke("app_a") is False and len(catalog.altered) == 1
+
+
+def test_postgres_alternating_revoke_refuses_the_only_login_role(monkeypatch):
+    issuer, catalog, _ = alternating(monkeypatch, a_login=True, b_login=False)
+    with pytest.raises(RotationError) as err:
+        issuer.revoke("app_a")
+    assert "only one of issuer.roles that can log in" in str(err.value) and catalog.altered == []
+    assert issuer.revoke("app_a", force=True) is True  # an emergency
+    assert catalog.roles["app_a"]["login"] is False
+
+
+@pytest.mark.parametrize("call", [
+    lambda i: i.revoke("app_c"), lambda i: i.revoke("app_a@20240101T000000.000000Z"),
+    lambda i: i.test("pw", key_id="app_c"), lambda i: i.usage("app_c", "2024-01-01T00:00:00Z"),
+])
+def test_postgres_alternating_key_id_is_one_of_the_roles(monkeypatch, call):
+    issuer, _catalog, _ = alternating(monkeypatch)
+    with pytest.raises(RotationError) as err:
+        call(issuer)
+    assert "is not one of issuer.roles (app_a, app_b)" in str(err.value)
+
+
+def test_postgres_alternating_test_exists_restore_usage(monkeypatch):
+    sessions = {"app_a": [("10.0.0.9", "report-job"), (None, "")]}
+    issuer, catalog, logins = alternating(monkeypatch, sessions=sessions, logs_in={"app_b": True})
+    assert issuer.test("pw", key_id="app_b") is True and issuer.test("pw", key_id="app_a") is False
+    assert logins == ["app_b", "app_a"]
+    assert issuer.test("pw") is None  # which role is unknown
+    assert issuer.exists("app_a") is True and issuer.exists("app_b") is False
+    assert issuer.restore("old-password") is False  # the old role was never changed
+    uses = issuer.usage("app_a", "2024-08-15T10:30:00Z")
+    assert [u["source"] for u in uses] == ["10.0.0.9 (report-job, connected since 2024-08-15T10:00:00Z)",
+                                          "local socket (no application_name, connected since 2024-08-15T10:00:00Z)"]
+    assert all(u["time"] >= "2024" for u in uses)  # open now: a use after any verification time
+    assert issuer.usage("app_b", "2024-08-15T10:30:00Z") == []
+    assert PostgresIssuer({"role": "app"}, "db").usage("app@x", "2024-01-01T00:00:00Z") is None
+
+
+@pytest.mark.parametrize("config, text", [
+    ({"roles": ["app_a", "app_b"], "role": "app"}, "issuer.role and issuer.roles are both set"),
+    ({"roles": ["app_a"]}, "exactly two different roles"),
+    ({"roles": ["app_a", "app_a"]}, "exactly two different roles"),
+    ({"roles": ["app_a", ""]}, "exactly two different roles"),
+])
+def test_postgres_alternating_config(config, text):
+    with pytest.raises(RotationError) as err:
+        PostgresIssuer(config, "orders-db")
+    assert text in str(err.value) and err.value.step == "preflight"
+
+
+def test_revoke_key_with_alternating_roles(monkeypatch):
+    issuer, catalog, logins = alternating(monkeypatch, a_login=True, b_login=True)
+    with pytest.raises(RotationError) as err:
+        revoke_key.revoke(issuer, _params(key_id=None, secret="old"), False, lambda m: None)
+    assert "key_id is required" in str(err.value)
+    # the guard sees the old role's open session and revokes nothing
+    catalog.sessions["app_a"] = [("10.0.0.9", "report-job")]
+    with pytest.raises(RotationError) as err:
+        revoke_key.revoke(issuer, _params(key_id="app_a", secret="old", unused_since="2024-08-15T10:30:00Z"),
+                          False, lambda m: None)
+    assert "10.0.0.9 (report-job" in str(err.value) and catalog.altered == []
+    # a rollback: nothing to restore, the new role made idle again and proven dead
+    changed, out = revoke_key.revoke(issuer, _params(key_id="app_b", secret="new", restore_secret="old",
+                                                     prove_dead=True), False, lambda m: None)
+    assert changed is True and out["restored"] is False and out["proven_dead"] is True
+    assert catalog.roles["app_b"]["login"] is False and logins == ["app_b"]
