@@ -45,13 +45,22 @@ class Poller(threading.Thread):
         self._halt.set()
         self.join(timeout=5)
 
-    def outage(self):
-        """(first failed, first healthy after it) or None."""
-        first_bad = next((t for t, ok in self.samples if not ok), None)
-        if first_bad is None:
-            return None
-        healthy = next((t for t, ok in self.samples if ok and t > first_bad), None)
-        return first_bad, healthy
+    def outage(self, since=0.0):
+        """The longest stretch of failed polls after ``since``: (first failed, first healthy
+        after it), or None when no poll failed. An outage still open at the end has healthy=None."""
+        worst, start = None, None
+        for t, ok in self.samples:
+            if t < since:
+                continue
+            if not ok and start is None:
+                start = t
+            elif ok and start is not None:
+                if worst is None or (t - start) > (worst[1] - worst[0]):
+                    worst = (start, t)
+                start = None
+        if start is not None:
+            return (start, None)
+        return worst
 
 
 def spread(values):

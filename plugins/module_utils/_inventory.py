@@ -296,6 +296,9 @@ def _validate_record(report, path, record, inventory, now, claims):
             elif isinstance(cname, str):
                 seen[cname] = index
             _validate_consumer(report, cpath, consumer, inventory, path, claims)
+    _validate_webhook(report, path, record, ctype, inventory, claims)
+    _validate_tls_consumers(report, path, record, ctype)
+    _validate_ids_and_roles(report, path, record, inventory, claims)
 
 
 # --- issuer -----------------------------------------------------------------------------------
@@ -508,6 +511,8 @@ def _validate_aws_iam(report, path, issuer):
 def _validate_postgres(report, path, issuer):
     for field, example in (("host", "db.example.org"), ("db", "postgres"), ("admin_user", "rotation_admin"),
                            ("role", "app_user")):
+        if field == "role" and "roles" in issuer:
+            continue  # the alternating procedure: see _validate_postgres_roles
         _required_str(report, "%s.%s" % (path, field), issuer.get(field), "set it, e.g. `%s: %s`" % (field, example))
     port = issuer.get("port")
     if port is not None and not (_is_int(port) and 1 <= port <= 65535):
@@ -626,8 +631,9 @@ def _validate_consumer(report, path, consumer, inventory, credential, claims):
     report.unknown_fields(path, consumer, "consumer." + kind)
     if kind == "systemd":
         _host_ref(report, path + ".hosts", consumer.get("hosts"), inventory)
-        _env_file(report, path + ".env_file", consumer.get("env_file"), True)
-        _env_var(report, path + ".env_var", consumer.get("env_var"), True)
+        # a TLS consumer (cert_file) gets files, not an env var: see _validate_tls_consumers
+        _env_file(report, path + ".env_file", consumer.get("env_file"), "cert_file" not in consumer)
+        _env_var(report, path + ".env_var", consumer.get("env_var"), "cert_file" not in consumer)
         service = consumer.get("service")
         if _required_str(report, path + ".service", service,
                          "name the systemd unit restarted to pick up the value, e.g. `service: application.service`"):
@@ -712,6 +718,242 @@ def _validate_verify(report, path, verify):
         else:
             for key in checks:
                 _jmespath(report, "%s.json[%s]" % (path, _show(key)), key, example="payment_gateway")
+
+
+# --- webhook_rotate.yml: the sender block and the receivers' delivery logs -------------------
+# Added fields (the contract allows them): `sender:` on a webhook_secret record (the sender's
+# API, described like a rest issuer) and `deliveries:` on a systemd consumer (the receiver's
+# delivery log). See docs/runbooks/webhook.md and ansible-doc credops.rotation.webhook_sender.
+
+KNOWN["record"] = KNOWN["record"] + ("sender",)
+KNOWN["consumer.systemd"] = KNOWN["consumer.systemd"] + ("deliveries",)
+KNOWN.update({
+    "sender": ("base_url", "auth", "webhook_id", "switch", "test", "signature", "headers",
+               "validate_certs", "ca_path", "timeout", "retries"),
+    "sender.switch": ("method", "path", "body", "form", "expect_status"),
+    "sender.test": ("method", "path", "body", "expect_status", "json"),
+    "sender.signature": ("header", "format", "payload_format"),
+    "deliveries": ("url", "list_path", "matched_path"),
+})
+# Suffixes of the env vars webhook_rotate.yml writes beside a receiver's env_var.
+WEBHOOK_ENV_SUFFIXES = ("_NEW", "_OLD")
+
+
+def _carries(value, token):
+    if isinstance(value, str):
+        return token in value
+    if isinstance(value, dict):
+        return any(_carries(k, token) or _carries(v, token) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_carries(v, token) for v in value)
+    return False
+
+
+def _sender_auth(report, path, auth):
+    fix = ("give the sender API's admin credentials, e.g. `auth: {type: bearer, token: \"{{ lookup("
+           "'ansible.builtin.env', 'SENDER_ADMIN_TOKEN') }}\"}`")
+    if not _mapping(report, path, auth, True, fix):
+        return
+    report.unknown_fields(path, auth, "auth")
+    atype = auth.get("type")
+    needed = {"bearer": ("token",), "basic": ("username", "password"), "header": ("name", "value")}
+    if atype not in AUTH_TYPES:
+        report.error(path + ".type", "missing" if atype is None else "unknown auth type %s" % _show(atype),
+                     "use bearer (token), basic (username, password) or header (name, value)")
+        return
+    for field in needed[atype]:
+        if field in SECRET_AUTH_FIELDS and not report.check_secrets:
+            continue
+        if not _is_str(auth.get(field)):
+            report.error("%s.%s" % (path, field), "missing or empty (needed by auth type %s)" % atype,
+                         "set it, from the environment or Ansible Vault rather than in clear")
+    if atype == "header" and _is_str(auth.get("name")) and not _HEADER_NAME.match(auth["name"]):
+        report.error(path + ".name", "%s is not an HTTP header name" % _show(auth["name"]),
+                     "use a header name such as X-Admin-Key")
+
+
+def _webhook_id(report, path, value):
+    fix = "give the id of the sender's webhook endpoint that signs with this secret (or a list of ids)"
+    if value in (None, "", []):
+        report.error(path, "missing", fix)
+        return
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, bool) or not (_is_str(item) or _is_int(item)):
+            report.error(path, "%s is not a webhook id" % _show(item), fix)
+            return
+        if isinstance(item, str) and not _templated(item) and any(c in item for c in "/?#{} "):
+            report.error(path, "%s has characters an id cannot have ('/', '?', '#', braces, spaces)"
+                         % _show(item), "give the bare id; the path goes in switch.path / test.path")
+
+
+def _validate_sender(report, path, sender):
+    report.unknown_fields(path, sender, "sender")
+    _url(report, path + ".base_url", sender.get("base_url"), what="sender API's base URL",
+         secret_travels="the admin credentials and the new signing secret")
+    _sender_auth(report, path + ".auth", sender.get("auth"))
+    _webhook_id(report, path + ".webhook_id", sender.get("webhook_id"))
+    switch = sender.get("switch")
+    if _mapping(report, path + ".switch", switch, True,
+                "describe the request that sets the signing secret, e.g. `switch: {method: PATCH, path: "
+                "\"/v1/webhooks/{id}\", body: {secret: \"{secret}\"}}`"):
+        spath = path + ".switch"
+        report.unknown_fields(spath, switch, "sender.switch")
+        _method(report, spath + ".method", switch.get("method"), "PATCH")
+        _api_path(report, spath + ".path", switch.get("path"), ("id",), example="/v1/webhooks/{id}")
+        if "body" in switch and "form" in switch:
+            report.error(spath, "both body and form are given", "use body for JSON, form for form-encoded, not both")
+        if "form" in switch and not isinstance(switch.get("form"), dict):
+            report.error(spath + ".form", "must be a mapping of form fields", "write e.g. `form: {secret: \"{secret}\"}`")
+        elif not _carries(switch.get("body"), "{secret}") and not _carries(switch.get("form"), "{secret}"):
+            report.error(spath + ".body", "does not carry the new secret (no \"{secret}\" in body or form)",
+                         "write where the secret goes, e.g. `body: {secret: \"{secret}\"}`")
+        _statuses(report, spath + ".expect_status", switch.get("expect_status"))
+    test = sender.get("test")
+    if _mapping(report, path + ".test", test, False, "describe the request that makes the sender deliver a test event"):
+        tpath = path + ".test"
+        report.unknown_fields(tpath, test, "sender.test")
+        _method(report, tpath + ".method", test.get("method"), "POST")
+        _api_path(report, tpath + ".path", test.get("path"), ("id",), example="/v1/webhooks/{id}/test")
+        _statuses(report, tpath + ".expect_status", test.get("expect_status"))
+        checks = test.get("json")
+        if checks is not None:
+            if not isinstance(checks, dict):
+                report.error(tpath + ".json", "must be a mapping of JMESPath to expected value",
+                             "write e.g. `json: {delivered: true}`")
+            else:
+                for key in checks:
+                    _jmespath(report, "%s.json[%s]" % (tpath, _show(key)), key, example="delivered")
+    signature = sender.get("signature")
+    if _mapping(report, path + ".signature", signature, False, "describe how deliveries are signed"):
+        gpath = path + ".signature"
+        report.unknown_fields(gpath, signature, "sender.signature")
+        header = signature.get("header")
+        if header is not None and (not _is_str(header) or not _HEADER_NAME.match(header)):
+            report.error(gpath + ".header", "%s is not an HTTP header name" % _show(header),
+                         "name the header that carries the signature, e.g. `header: X-Webhook-Signature`")
+        for field, token, example in (("format", "{signature}", "t={timestamp},v1={signature}"),
+                                      ("payload_format", "{payload}", "{timestamp}.{payload}")):
+            value = signature.get(field)
+            if value is not None and (not isinstance(value, str) or token not in value):
+                report.error("%s.%s" % (gpath, field), "%s does not contain %s" % (_show(value), token),
+                             "write e.g. `%s: \"%s\"`" % (field, example))
+    for field in ("timeout", "retries"):
+        value = sender.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            report.error("%s.%s" % (path, field), "%s is not a non-negative number" % _show(value),
+                         "write e.g. `%s: %s`" % (field, 10 if field == "timeout" else 3))
+
+
+def _validate_deliveries(report, path, deliveries):
+    if not _mapping(report, path, deliveries, False, "describe the receiver's delivery log: url, list_path, matched_path"):
+        return
+    report.unknown_fields(path, deliveries, "deliveries")
+    _url(report, path + ".url", deliveries.get("url"), what="delivery-log URL")
+    _jmespath(report, path + ".list_path", deliveries.get("list_path"), required=False, example="deliveries")
+    _jmespath(report, path + ".matched_path", deliveries.get("matched_path"), required=False, example="matched")
+
+
+def _validate_webhook(report, path, record, ctype, inventory, claims):
+    """The webhook_rotate.yml fields of one record (nothing to do for records without them)."""
+    consumers = record.get("consumers") if isinstance(record.get("consumers"), list) else []
+    if "sender" in record:
+        sender = record.get("sender")
+        if ctype is not None and ctype != "webhook_secret":
+            report.error(path + ".sender", "only a webhook_secret has a sender (this is a %s)" % ctype,
+                         "remove the sender block, or set type: webhook_secret")
+        elif _mapping(report, path + ".sender", sender, False,
+                      "describe the sender's API: base_url, auth, webhook_id, switch, test"):
+            _validate_sender(report, path + ".sender", sender)
+            # the handshake writes <env_var>_NEW / <env_var>_OLD beside each receiver's env_var
+            for index, consumer in enumerate(consumers):
+                if not isinstance(consumer, dict) or consumer.get("kind") != "systemd":
+                    continue
+                if not (_is_str(consumer.get("env_file")) and _is_str(consumer.get("env_var"))):
+                    continue
+                hosts = consumer.get("hosts")
+                for host in inventory.expand(hosts) if isinstance(hosts, (str, list)) else []:
+                    for suffix in WEBHOOK_ENV_SUFFIXES:
+                        key = (host, consumer["env_file"], consumer["env_var"] + suffix)
+                        claims.setdefault(key, []).append("%s.consumers[%d]" % (path, index))
+    for index, consumer in enumerate(consumers):
+        if isinstance(consumer, dict) and "deliveries" in consumer:
+            _validate_deliveries(report, "%s.consumers[%d].deliveries" % (path, index), consumer.get("deliveries"))
+
+
+# --- database and AWS rotation: id_env_var on systemd consumers, alternating postgres roles -----
+# Added fields (the contract allows them): `id_env_var:` on a systemd consumer (the variable that
+# gets the key id, written beside env_var: AWS_ACCESS_KEY_ID for an aws_iam key, the login role
+# for alternating postgres roles) and `roles:` on a postgres issuer (two login roles with the same
+# grants, instead of `role`). See docs/runbooks/aws.md and docs/runbooks/database.md.
+
+KNOWN["consumer.systemd"] = KNOWN["consumer.systemd"] + ("id_env_var",)
+KNOWN["issuer.postgres"] = KNOWN["issuer.postgres"] + ("roles",)
+_PG_ROLE_MAX = 63  # NAMEDATALEN - 1 bytes
+
+
+def _key_ids_fit_env(issuer):
+    """None when the issuer gives every value an id a consumer can use, else why not."""
+    kind = issuer.get("kind") if isinstance(issuer, dict) else None
+    if kind == "generated":
+        return "a generated value has no key id"
+    if kind == "rest":
+        create = issuer.get("create")
+        if not (isinstance(create, dict) and create.get("id_path")):
+            return "issuer.create has no id_path, so the new value has no key id"
+    if kind == "postgres" and "roles" not in issuer:
+        return ("the single-role procedure's key ids are '<role>@<time>', not a user name (the consumer's user "
+                "is issuer.role); id_env_var is for alternating roles (issuer.roles)")
+    return None
+
+
+def _validate_postgres_roles(report, path, issuer, store):
+    roles = issuer.get("roles")
+    fix = "name two login roles with the same grants, e.g. `roles: [orders_app_a, orders_app_b]`"
+    if "role" in issuer:
+        report.error(path + ".role", "is set together with roles",
+                     "give role for the single-role procedure or roles for the alternating one, not both")
+    if not isinstance(roles, list) or len(roles) != 2:
+        report.error(path + ".roles", "must be a list of exactly two roles, got %s" % _show(roles), fix)
+        return
+    for index, role in enumerate(roles):
+        if not _is_str(role) or len(role.encode("utf-8")) > _PG_ROLE_MAX:
+            report.error("%s.roles[%d]" % (path, index), "%s is not a PostgreSQL role name" % _show(role), fix)
+            return
+    if roles[0] == roles[1]:
+        report.error(path + ".roles", "names %s twice" % _show(roles[0]), fix)
+    if isinstance(store, dict) and store.get("kind") == "aws_secretsmanager":
+        report.error(path + ".roles", "alternating roles reuse their key ids (the role names), and store kind "
+                     "aws_secretsmanager derives each version's id from the key id, so a later rotation would "
+                     "collide with an old version",
+                     "keep this credential in a vault_kv2 store, or use the single-role procedure (issuer.role)")
+
+
+def _validate_ids_and_roles(report, path, record, inventory, claims):
+    issuer = record.get("issuer") if isinstance(record.get("issuer"), dict) else {}
+    if issuer.get("kind") == "postgres" and "roles" in issuer:
+        _validate_postgres_roles(report, path + ".issuer", issuer, record.get("store"))
+    consumers = record.get("consumers") if isinstance(record.get("consumers"), list) else []
+    for index, consumer in enumerate(consumers):
+        if not isinstance(consumer, dict) or consumer.get("kind") != "systemd" or "id_env_var" not in consumer:
+            continue
+        cpath = "%s.consumers[%d]" % (path, index)
+        value = consumer.get("id_env_var")
+        if not _is_str(value) or not _ENV_VAR.match(value):
+            report.error(cpath + ".id_env_var", "%s is not a valid environment variable name" % _show(value),
+                         "name the variable that gets the key id, e.g. `id_env_var: AWS_ACCESS_KEY_ID` "
+                         "(letters, digits and underscores, not starting with a digit)")
+            continue
+        if value == consumer.get("env_var"):
+            report.error(cpath + ".id_env_var", "%s is env_var too" % _show(value),
+                         "give the key id its own variable, e.g. AWS_ACCESS_KEY_ID beside AWS_SECRET_ACCESS_KEY")
+            continue
+        why = _key_ids_fit_env(issuer) if issuer else None
+        if why:
+            report.error(cpath + ".id_env_var", why, "remove id_env_var, or use an issuer whose values have ids")
+        if _is_str(consumer.get("env_file")):
+            hosts = inventory.expand(consumer.get("hosts")) if isinstance(consumer.get("hosts"), (str, list)) else []
+            for host in hosts:
+                claims.setdefault((host, consumer["env_file"], value), []).append(cpath)
 
 
 def _check_claims(report, claims):
@@ -1108,3 +1350,52 @@ def consumer_drift(credentials, groups=None, systemd_found=None, kubernetes_foun
                     " or ".join(item["secrets"]))})
     drift["not_scanned"] = [{"kind": kind, "host": host} for kind, host in sorted(not_scanned)]
     return drift
+
+
+# --- certificates: systemd consumers that serve TLS ---------------------------------------------
+# Added fields (the contract allows them): on a systemd consumer of a `certificate` credential,
+# `cert_file` (the certificate and its chain), `key_file` (the private key, mode 0600), optional
+# `ca_file` (the CA chain) and `reload: true` (reload the service instead of restarting it).
+# See docs/runbooks/certificates.md.
+
+KNOWN["consumer.systemd"] = KNOWN["consumer.systemd"] + ("cert_file", "key_file", "ca_file", "reload")
+TLS_FILE_FIELDS = ("cert_file", "key_file", "ca_file")
+
+
+def _validate_tls_consumers(report, path, record, ctype):
+    consumers = record.get("consumers")
+    if not isinstance(consumers, list):
+        return
+    for index, consumer in enumerate(consumers):
+        if not isinstance(consumer, dict) or consumer.get("kind") != "systemd":
+            continue
+        cpath = "%s.consumers[%d]" % (path, index)
+        tls = [f for f in TLS_FILE_FIELDS if f in consumer]
+        if ctype == "certificate" and "cert_file" not in consumer:
+            report.warn(cpath + ".cert_file", "not set: the private key goes into env_var as one line and "
+                        "no certificate is deployed; name the files the service reads (cert_file, key_file)")
+            continue
+        if not tls and "reload" not in consumer:
+            continue
+        if ctype != "certificate":
+            report.error(cpath + "." + (tls[0] if tls else "reload"),
+                         "only a certificate credential is deployed as TLS files (this one is %s)" % _show(ctype),
+                         "drop cert_file/key_file/ca_file/reload, or set `type: certificate`")
+            continue
+        if "key_file" not in consumer:
+            report.error(cpath + ".key_file", "missing (needed with cert_file)",
+                         "name the file that gets the private key, e.g. `key_file: /etc/app/tls.key`")
+        seen = {}
+        for field in tls:
+            value = consumer.get(field)
+            if not isinstance(value, str) or not value.startswith("/") or "\n" in value or value.endswith("/"):
+                report.error("%s.%s" % (cpath, field), "%s is not an absolute file path" % _show(value),
+                             "write the full path of the file, e.g. /etc/app/tls.crt")
+            elif value in seen:
+                report.error("%s.%s" % (cpath, field), "%s is also the %s" % (_show(value), seen[value]),
+                             "give the certificate, the key and the CA chain a file each")
+            else:
+                seen[value] = field
+        if "reload" in consumer and not isinstance(consumer.get("reload"), bool):
+            report.error(cpath + ".reload", "%s is not true or false" % _show(consumer.get("reload")),
+                         "write `reload: true` to reload the service instead of restarting it")

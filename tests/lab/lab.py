@@ -116,7 +116,9 @@ class Lab:
             name=name, env_file=env_file, env_var=env_var, port=port, app_dir=APP_DIR,
             provider_url=self.provider.url_on(self.systemd.gateway)))
         host.systemctl("daemon-reload")
-        host.systemctl("enable", "--now", name + ".service")
+        host.systemctl("enable", name + ".service")
+        # restart, not start: a service already running must pick up the key just written
+        host.systemctl("restart", name + ".service")
 
     def consumer_url(self, host, port=8080, path="/health/payment-integration"):
         return "http://%s:%d%s" % (host.address, port, path)

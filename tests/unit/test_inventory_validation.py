@@ -95,7 +95,7 @@ api-tls:
   issuer: {kind: vault_pki, mount: pki, role: web, common_name: api.example.org, ttl: 2160h}
   store: {kind: vault_kv2, path: tls/api, field: private_key}
   consumers:
-    - {name: api, kind: systemd, hosts: web, env_file: /etc/api/env, env_var: TLS_KEY, service: api.service,
+    - {name: api, kind: systemd, hosts: web, cert_file: /etc/api/tls.crt, key_file: /etc/api/tls.key, service: api.service,
        verify: {url: "https://api.example.org/health"}}
 orders-webhook:
   type: webhook_secret
@@ -408,3 +408,217 @@ def test_resolve_reports_values_that_cannot_be_templated():
     plain = inventory.resolve({"x": {"store": Lazy(kind="vault_kv2", url="{{ vault_addr }}")}}, "", problems)
     assert plain == {"x": {"store": {"kind": "vault_kv2", "url": None}}}
     assert [(p, inventory.first_line(e)) for p, e in problems] == [("x.store.url", "'vault_addr' is undefined")]
+
+
+# --- webhook_rotate.yml: the sender block and the receivers' delivery logs ------------------
+
+WEBHOOK = yaml.safe_load(r"""
+payments-webhook:
+  type: webhook_secret
+  risk: high
+  rotation_contact: orders@example.org
+  issuer: {kind: generated, length: 48}
+  store: {kind: vault_kv2, path: webhooks/orders, field: signing_secret}
+  sender:
+    base_url: https://api.sender.example.com
+    auth: {type: bearer, token: "sender-admin-token-from-env"}
+    webhook_id: we_1NkQ
+    switch:
+      method: PATCH
+      path: "/v1/webhooks/{id}"
+      body: {secret: "{secret}"}
+      expect_status: [200]
+    test:
+      method: POST
+      path: "/v1/webhooks/{id}/test"
+      json: {delivered: true}
+    signature: {header: X-Webhook-Signature, format: "t={timestamp},v1={signature}"}
+  consumers:
+    - name: orders-receiver
+      kind: systemd
+      hosts: web
+      env_file: /etc/orders-receiver/environment
+      env_var: ORDERS_WEBHOOK_SECRET
+      service: orders-receiver.service
+      verify: {url: "http://{{ inventory_hostname }}:8091/webhook", status: 200}
+      deliveries: {url: "http://{{ inventory_hostname }}:8091/deliveries", list_path: deliveries, matched_path: matched}
+""")
+WH = "payments-webhook"
+
+
+def test_a_webhook_credential_with_sender_passes():
+    errors, warnings = validate(copy.deepcopy(WEBHOOK))
+    assert errors == [] and warnings == []
+    record = copy.deepcopy(WEBHOOK)
+    record[WH]["sender"]["webhook_id"] = ["we_1", 4711]
+    record[WH]["sender"]["auth"] = {"type": "basic", "username": "ops", "password": "pw-from-env"}
+    record[WH]["sender"]["switch"] = {"path": "/hooks/{id}", "form": {"signing_secret": "{secret}"}}
+    del record[WH]["sender"]["test"]
+    assert validate(record) == ([], [])
+
+
+BAD_SENDER = [
+    ("sender-not-mapping", "sender", "https://api.sender.example.com", "payments-webhook.sender: must be a mapping, got str"),
+    ("sender-base-url-missing", "sender.base_url", DELETE, "payments-webhook.sender.base_url: missing. Fix: give the sender API's base URL"),
+    ("sender-base-url-bad", "sender.base_url", "api.sender.example.com", "sender.base_url: 'api.sender.example.com' is not an http(s) URL"),
+    ("sender-auth-missing", "sender.auth", DELETE, "payments-webhook.sender.auth: missing. Fix: give the sender API's admin credentials"),
+    ("sender-auth-type", "sender.auth", {"type": "oauth"}, "sender.auth.type: unknown auth type 'oauth'"),
+    ("sender-auth-token-empty", "sender.auth.token", "", "sender.auth.token: missing or empty (needed by auth type bearer)"),
+    ("sender-auth-header-name", "sender.auth", {"type": "header", "name": "X Key", "value": "v-secret"},
+     "sender.auth.name: 'X Key' is not an HTTP header name"),
+    ("webhook-id-missing", "sender.webhook_id", DELETE, "payments-webhook.sender.webhook_id: missing. Fix: give the id"),
+    ("webhook-id-empty-list", "sender.webhook_id", [], "sender.webhook_id: missing"),
+    ("webhook-id-mapping", "sender.webhook_id", {"id": 1}, "sender.webhook_id: {'id': 1} is not a webhook id"),
+    ("webhook-id-bool", "sender.webhook_id", True, "sender.webhook_id: True is not a webhook id"),
+    ("webhook-id-path", "sender.webhook_id", "hooks/we_1", "sender.webhook_id: 'hooks/we_1' has characters an id cannot have"),
+    ("switch-missing", "sender.switch", DELETE, "payments-webhook.sender.switch: missing. Fix: describe the request that sets the signing secret"),
+    ("switch-method", "sender.switch.method", "REPLACE", "sender.switch.method: unknown HTTP method 'REPLACE'"),
+    ("switch-path-relative", "sender.switch.path", "v1/webhooks/{id}", "sender.switch.path: 'v1/webhooks/{id}' must start with '/'"),
+    ("switch-path-placeholder", "sender.switch.path", "/v1/webhooks/{webhook}", "sender.switch.path: unknown placeholder {webhook}"),
+    ("switch-path-missing", "sender.switch.path", DELETE, "sender.switch.path: missing"),
+    ("switch-no-secret", "sender.switch.body", {"secret": "whsec_fixed"}, "sender.switch.body: does not carry the new secret"),
+    ("switch-body-and-form", "sender.switch.form", {"secret": "{secret}"}, "sender.switch: both body and form are given"),
+    ("switch-status", "sender.switch.expect_status", ["ok"], "sender.switch.expect_status: ['ok'] is not an HTTP status"),
+    ("test-path-placeholder", "sender.test.path", "/v1/webhooks/{id}/test/{n}", "sender.test.path: unknown placeholder {n}"),
+    ("test-json-bad", "sender.test.json", {"delivered[": True}, "sender.test.json['delivered[']: 'delivered[' is not a valid JMESPath"),
+    ("test-json-list", "sender.test.json", ["delivered"], "sender.test.json: must be a mapping of JMESPath"),
+    ("signature-header", "sender.signature.header", "X Sig", "sender.signature.header: 'X Sig' is not an HTTP header name"),
+    ("signature-format", "sender.signature.format", "sha256={hmac}", "sender.signature.format: 'sha256={hmac}' does not contain {signature}"),
+    ("signature-payload", "sender.signature.payload_format", "{timestamp}", "sender.signature.payload_format: '{timestamp}' does not contain {payload}"),
+    ("sender-timeout", "sender.timeout", "slow", "sender.timeout: 'slow' is not a non-negative number"),
+    ("deliveries-url", "consumers[0].deliveries.url", "host:8091/deliveries", "consumers[0].deliveries.url: 'host:8091/deliveries' is not an http(s) URL"),
+    ("deliveries-url-missing", "consumers[0].deliveries.url", DELETE, "consumers[0].deliveries.url: missing"),
+    ("deliveries-list-path", "consumers[0].deliveries.list_path", "items[", "consumers[0].deliveries.list_path: 'items[' is not a valid JMESPath"),
+    ("deliveries-matched-path", "consumers[0].deliveries.matched_path", "a..b", "consumers[0].deliveries.matched_path: 'a..b' is not a valid JMESPath"),
+    ("deliveries-list", "consumers[0].deliveries", ["http://x/deliveries"], "consumers[0].deliveries: must be a mapping"),
+    ("sender-on-api-key", "type", "api_key", "payments-webhook.sender: only a webhook_secret has a sender (this is a api_key)"),
+]
+
+
+@pytest.mark.parametrize("case_id,path,value,expected", BAD_SENDER, ids=[b[0] for b in BAD_SENDER])
+def test_bad_sender_input_names_credential_field_and_fix(case_id, path, value, expected):
+    credentials = copy.deepcopy(WEBHOOK)
+    _set(credentials[WH], path, value)
+    errors, _warnings = validate(credentials)
+    assert any(expected in e for e in errors), "expected %r in %r" % (expected, errors)
+    for error in errors:
+        assert error.startswith(WH + "."), error
+        assert ". Fix: " in error, error
+    assert "sender-admin-token-from-env" not in " ".join(errors) and "v-secret" not in " ".join(errors)
+
+
+def test_unknown_sender_fields_warn():
+    credentials = copy.deepcopy(WEBHOOK)
+    credentials[WH]["sender"]["owner"] = "payments"
+    credentials[WH]["sender"]["switch"]["retry"] = 2
+    errors, warnings = validate(credentials)
+    assert errors == []
+    assert sorted(w.split(":", 1)[0] for w in warnings) == [WH + ".sender.owner", WH + ".sender.switch.retry"]
+
+
+def test_another_credential_writing_the_receivers_new_or_old_variable_conflicts():
+    credentials = dict(copy.deepcopy(WEBHOOK), **copy.deepcopy(OTHERS))
+    exporter = credentials["integration-aws-key"]["consumers"][0]
+    exporter.update(env_file="/etc/orders-receiver/environment", env_var="ORDERS_WEBHOOK_SECRET_NEW")
+    errors, _warnings = validate(credentials)
+    assert len(errors) == 1, errors
+    assert "ORDERS_WEBHOOK_SECRET_NEW in /etc/orders-receiver/environment on host web1 is also written by" in errors[0]
+
+
+# --- database and AWS rotation: id_env_var on systemd consumers, alternating postgres roles ---
+
+IDS = yaml.safe_load(r"""
+integration-aws-key:
+  type: api_key
+  rotation_contact: platform@example.org
+  issuer: {kind: aws_iam, user_name: integration-service-account}
+  store: {kind: aws_secretsmanager, secret_id: integration-aws-key, field: aws_secret_access_key}
+  consumers:
+    - {name: exporter, kind: systemd, hosts: web, env_file: /etc/exporter/env, env_var: AWS_SECRET_ACCESS_KEY,
+       id_env_var: AWS_ACCESS_KEY_ID, service: exporter.service}
+orders-db:
+  type: database
+  rotation_contact: dba@example.org
+  issuer: {kind: postgres, host: db.example.org, db: orders, admin_user: rotation_admin,
+           roles: [orders_app_a, orders_app_b]}
+  store: {kind: vault_kv2, path: db/orders, field: password}
+  consumers:
+    - {name: orders, kind: systemd, hosts: web, env_file: /etc/orders/env, env_var: DB_PASSWORD,
+       id_env_var: DB_USER, service: orders.service}
+""")
+REST_WITHOUT_IDS = {"kind": "rest", "base_url": "https://api.example.com", "auth": {"type": "bearer", "token": "t"},
+                    "create": {"path": "/v1/keys", "secret_path": "key"}, "revoke": {"path": "/v1/keys/{id}"}}
+
+
+def test_id_env_var_and_alternating_roles_pass():
+    assert validate(copy.deepcopy(IDS)) == ([], [])
+    single = copy.deepcopy(IDS)
+    del single["orders-db"]["consumers"][0]["id_env_var"]
+    single["orders-db"]["issuer"]["role"] = single["orders-db"]["issuer"].pop("roles")[0]
+    assert validate(single) == ([], [])
+
+
+BAD_IDS = [
+    ("id-env-var-invalid", "integration-aws-key", "consumers[0].id_env_var", "AWS-ACCESS-KEY-ID",
+     "integration-aws-key.consumers[0].id_env_var: 'AWS-ACCESS-KEY-ID' is not a valid environment variable name"),
+    ("id-env-var-empty", "integration-aws-key", "consumers[0].id_env_var", "",
+     "consumers[0].id_env_var: '' is not a valid environment variable name. Fix: name the variable that gets the key id"),
+    ("id-env-var-list", "integration-aws-key", "consumers[0].id_env_var", ["AWS_ACCESS_KEY_ID"],
+     "consumers[0].id_env_var: ['AWS_ACCESS_KEY_ID'] is not a valid environment variable name"),
+    ("id-env-var-is-env-var", "integration-aws-key", "consumers[0].id_env_var", "AWS_SECRET_ACCESS_KEY",
+     "integration-aws-key.consumers[0].id_env_var: 'AWS_SECRET_ACCESS_KEY' is env_var too"),
+    ("id-env-var-generated", "integration-aws-key", "issuer", {"kind": "generated"},
+     "integration-aws-key.consumers[0].id_env_var: a generated value has no key id"),
+    ("id-env-var-rest-no-id-path", "integration-aws-key", "issuer", REST_WITHOUT_IDS,
+     "consumers[0].id_env_var: issuer.create has no id_path"),
+    ("id-env-var-single-role", "orders-db", "issuer.roles", DELETE,
+     "orders-db.consumers[0].id_env_var: the single-role procedure's key ids are '<role>@<time>'"),
+    ("roles-string", "orders-db", "issuer.roles", "orders_app_a",
+     "orders-db.issuer.roles: must be a list of exactly two roles, got 'orders_app_a'"),
+    ("roles-three", "orders-db", "issuer.roles", ["a", "b", "c"], "issuer.roles: must be a list of exactly two roles"),
+    ("roles-one", "orders-db", "issuer.roles", ["a"], "issuer.roles: must be a list of exactly two roles"),
+    ("roles-twice", "orders-db", "issuer.roles", ["app", "app"], "orders-db.issuer.roles: names 'app' twice"),
+    ("roles-empty-name", "orders-db", "issuer.roles", ["app", ""], "orders-db.issuer.roles[1]: '' is not a PostgreSQL role name"),
+    ("roles-too-long", "orders-db", "issuer.roles", ["app", "x" * 64], "issuer.roles[1]: 'xxxx"),
+    ("roles-and-role", "orders-db", "issuer.role", "orders_app",
+     "orders-db.issuer.role: is set together with roles. Fix: give role for the single-role procedure or roles"),
+    ("roles-in-aws-store", "orders-db", "store", {"kind": "aws_secretsmanager", "secret_id": "orders-db"},
+     "orders-db.issuer.roles: alternating roles reuse their key ids"),
+]
+
+
+@pytest.mark.parametrize("case_id,name,path,value,expected", BAD_IDS, ids=[b[0] for b in BAD_IDS])
+def test_bad_id_env_var_and_roles_name_credential_field_and_fix(case_id, name, path, value, expected):
+    credentials = copy.deepcopy(IDS)
+    _set(credentials[name], path, value)
+    errors, _warnings = validate(credentials)
+    assert any(expected in e for e in errors), "expected %r in %r" % (expected, errors)
+    for error in errors:
+        assert ". Fix: " in error, error
+
+
+def test_single_role_still_needs_role():
+    credentials = copy.deepcopy(IDS)
+    del credentials["orders-db"]["issuer"]["roles"]
+    del credentials["orders-db"]["consumers"][0]["id_env_var"]
+    errors, _warnings = validate(credentials)
+    assert len(errors) == 1 and errors[0].startswith("orders-db.issuer.role: missing or empty"), errors
+
+
+def test_id_env_var_claims_its_variable():
+    credentials = dict(copy.deepcopy(IDS), **copy.deepcopy({"billing-db": OTHERS["billing-db"]}))
+    other = credentials["billing-db"]["consumers"][0]
+    other.update(env_file="/etc/exporter/env", env_var="AWS_ACCESS_KEY_ID")
+    errors, _warnings = validate(credentials)
+    assert len(errors) == 2, errors  # web1 and web2
+    assert errors[0].startswith("billing-db.consumers[0].env_var: AWS_ACCESS_KEY_ID in /etc/exporter/env on host web1 "
+                                "is also written by integration-aws-key.consumers[0]"), errors
+
+
+def test_id_env_var_elsewhere_is_an_unknown_field():
+    credentials = copy.deepcopy(IDS)
+    credentials["integration-aws-key"]["consumers"].append(
+        {"name": "nightly", "kind": "batch", "hosts": "batch", "id_env_var": "AWS_ACCESS_KEY_ID"})
+    errors, warnings = validate(credentials)
+    assert errors == []
+    assert [w.split(":", 1)[0] for w in warnings] == ["integration-aws-key.consumers[1].id_env_var"]
