@@ -7,7 +7,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: store
-author: credops.rotation contributors
+author: credops.rotation maintainers (@credops)
 version_added: 0.1.0
 short_description: Read a credential's value or rotation metadata from its store
 description:
@@ -109,35 +109,16 @@ from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
-from ansible_collections.credops.rotation.plugins.module_utils._stores._base import IN_FLIGHT
+from ansible_collections.credops.rotation.plugins.module_utils._stores._base import public_view
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import (
     get_store,
     missing_library,
 )
 
 
-def metadata_view(state):
-    """The read() facts without any value."""
-    return dict(
-        exists=bool(state.get("exists")),
-        phase=state.get("phase"),
-        in_flight=state.get("phase") in IN_FLIGHT,
-        key_id=state.get("current_id"),
-        pending_key_id=state.get("pending_id"),
-        previous_key_id=state.get("previous_id"),
-        new_key_id=state.get("new_id"),
-        old_key_id=state.get("old_id"),
-        version=state.get("version"),
-        last_rotated=state.get("last_rotated"),
-        created_time=state.get("created_time"),
-        metadata=dict(state.get("metadata") or {}),
-        data=dict(state.get("data") or {}),
-    )
-
-
 def pick(state, what):
     if what == "metadata":
-        return metadata_view(state)
+        return public_view(state)
     return state.get(what)
 
 

@@ -149,8 +149,7 @@ seealso:
     plugin_type: lookup
   - module: credops.rotation.issue_key
   - module: credops.rotation.revoke_key
-author:
-  - credops.rotation contributors
+author: credops.rotation maintainers (@credops)
 """
 
 EXAMPLES = r"""
@@ -323,7 +322,7 @@ import traceback
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
-from ansible_collections.credops.rotation.plugins.module_utils._stores._base import IN_FLIGHT
+from ansible_collections.credops.rotation.plugins.module_utils._stores._base import public_view
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import (
     get_store,
     missing_library,
@@ -349,29 +348,11 @@ def argument_spec():
     )
 
 
-def summary(state):
-    """The non-secret facts of a read() state."""
-    return dict(
-        exists=bool(state.get("exists")),
-        phase=state.get("phase"),
-        key_id=state.get("current_id"),
-        pending_key_id=state.get("pending_id"),
-        previous_key_id=state.get("previous_id"),
-        new_key_id=state.get("new_id"),
-        old_key_id=state.get("old_id"),
-        version=state.get("version"),
-        last_rotated=state.get("last_rotated"),
-        created_time=state.get("created_time"),
-        metadata=dict(state.get("metadata") or {}),
-        data=dict(state.get("data") or {}),
-    )
-
-
 def diff_view(before, after):
     """before/after for --diff: metadata, phase, key ids; values only as placeholders."""
     def view(state, other):
-        out = summary(state)
-        for key in ("version", "created_time", "exists", "new_key_id", "old_key_id"):
+        out = public_view(state)
+        for key in ("version", "created_time", "exists", "new_key_id", "old_key_id", "in_flight"):
             out.pop(key)
         for slot in SECRET_SLOTS:
             value = state.get(slot)
@@ -451,9 +432,8 @@ def main():
         module.fail_json(msg="credential '%s', step store: unexpected %s: %s"
                              % (credential, type(exc).__name__, scrub(exc, [params.get("value")])),
                          exception=traceback.format_exc(), step="store", credential=credential)
-    result = summary(after)
+    result = public_view(after)
     result["msg"] = describe_change(credential, store, state, changed, before, after, module.check_mode)
-    result["in_flight"] = after.get("phase") in IN_FLIGHT
     if state == "read" and params["return_values"]:
         for slot in RETURNED_VALUES:
             result[slot] = after.get(slot)

@@ -10,17 +10,17 @@ import pytest
 import yaml
 
 from ansible_collections.credops.rotation.plugins.doc_fragments.store import ModuleDocFragment
-from ansible_collections.credops.rotation.plugins.lookup.store import metadata_view, pick
+from ansible_collections.credops.rotation.plugins.lookup.store import pick
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._stores import _base
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import (
-    Store, empty_state, iso_utc, normalize_items, plan)
+    Store, empty_state, iso_utc, normalize_items, plan, public_view)
 from ansible_collections.credops.rotation.plugins.module_utils._stores.aws_secretsmanager import (
     AwsSecretsManagerStore, decode_tag, encode_tag, version_token)
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import (
     STORE_ARGSPEC, STORES, get_store, validate_store_config)
 from ansible_collections.credops.rotation.plugins.module_utils._stores.vault_kv2 import VaultKV2Store
-from ansible_collections.credops.rotation.plugins.modules.secret_store import diff_view, summary
+from ansible_collections.credops.rotation.plugins.modules.secret_store import diff_view
 
 NOW = "2025-01-02T03:04:05Z"
 KV, AWS = True, False   # pending_is_current
@@ -430,7 +430,7 @@ def test_diff_and_summary_carry_placeholders_only():
     before = KV_STATES["finished"]
     after = plan(before, "pending", KV, value="brand-new-secret", key_id="k1", now=NOW)
     diff = diff_view(before, after)
-    text = repr(diff) + repr(summary(after)) + repr(metadata_view(after))
+    text = repr(diff) + repr(public_view(after)) + repr(pick(after, "metadata"))
     assert "brand-new-secret" not in text and "'old'" not in text
     assert diff["before"]["current"] == "<secret>" and diff["after"]["current"] == "<secret changed>"
     assert diff["after"]["previous"] == "<secret changed>" and diff["before"]["previous"] is None

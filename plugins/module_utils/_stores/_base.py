@@ -447,3 +447,22 @@ class Store(object):
     def rollback(self, metadata=None, data=None, check_mode=False, state=None):
         """Put the previous value back as current, drop the new one; phase rolled_back."""
         return self._transition("rollback", check_mode, state, metadata=metadata, data=data)
+
+
+def public_view(state):
+    """The non-secret facts of a read() state: phase, key ids, versions, metadata, data."""
+    return dict(
+        exists=bool(state.get("exists")),
+        phase=state.get("phase"),
+        in_flight=state.get("phase") in IN_FLIGHT,
+        key_id=state.get("current_id"),
+        pending_key_id=state.get("pending_id"),
+        previous_key_id=state.get("previous_id"),
+        new_key_id=state.get("new_id"),
+        old_key_id=state.get("old_id"),
+        version=state.get("version"),
+        last_rotated=state.get("last_rotated"),
+        created_time=state.get("created_time"),
+        metadata=dict(state.get("metadata") or {}),
+        data=dict(state.get("data") or {}),
+    )
