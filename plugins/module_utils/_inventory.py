@@ -411,26 +411,8 @@ def _mapping(report, path, value, required, fix):
 def _validate_rest(report, path, issuer):
     _url(report, path + ".base_url", issuer.get("base_url"), what="API's base URL",
          secret_travels="the admin credentials and the new keys")
-    auth = issuer.get("auth")
-    if _mapping(report, path + ".auth", auth, True,
-                "give the admin credentials, e.g. `auth: {type: bearer, token: \"{{ lookup('ansible.builtin.env', "
-                "'PROVIDER_ADMIN_TOKEN') }}\"}`"):
-        report.unknown_fields(path + ".auth", auth, "auth")
-        atype = auth.get("type")
-        needed = {"bearer": ("token",), "basic": ("username", "password"), "header": ("name", "value")}
-        if atype not in AUTH_TYPES:
-            report.error(path + ".auth.type", "missing" if atype is None else "unknown auth type %s" % _show(atype),
-                         "use bearer (token), basic (username, password) or header (name, value)")
-        else:
-            for field in needed[atype]:
-                if field in SECRET_AUTH_FIELDS and not report.check_secrets:
-                    continue
-                if not _is_str(auth.get(field)):
-                    report.error("%s.auth.%s" % (path, field), "missing or empty (needed by auth type %s)" % atype,
-                                 "set it, from the environment or Ansible Vault rather than in clear")
-            if atype == "header" and _is_str(auth.get("name")) and not _HEADER_NAME.match(auth["name"]):
-                report.error(path + ".auth.name", "%s is not an HTTP header name" % _show(auth["name"]),
-                             "use a header name such as X-Admin-Key")
+    _auth(report, path + ".auth", issuer.get("auth"), "give the admin credentials, e.g. `auth: {type: bearer, "
+          "token: \"{{ lookup('ansible.builtin.env', 'PROVIDER_ADMIN_TOKEN') }}\"}`")
 
     create = issuer.get("create")
     if _mapping(report, path + ".create", create, True,
@@ -749,9 +731,8 @@ def _carries(value, token):
     return False
 
 
-def _sender_auth(report, path, auth):
-    fix = ("give the sender API's admin credentials, e.g. `auth: {type: bearer, token: \"{{ lookup("
-           "'ansible.builtin.env', 'SENDER_ADMIN_TOKEN') }}\"}`")
+def _auth(report, path, auth, fix):
+    """An HTTP API's admin credentials: {type: bearer|basic|header, ...} (rest issuers, senders)."""
     if not _mapping(report, path, auth, True, fix):
         return
     report.unknown_fields(path, auth, "auth")
@@ -790,7 +771,9 @@ def _validate_sender(report, path, sender):
     report.unknown_fields(path, sender, "sender")
     _url(report, path + ".base_url", sender.get("base_url"), what="sender API's base URL",
          secret_travels="the admin credentials and the new signing secret")
-    _sender_auth(report, path + ".auth", sender.get("auth"))
+    _auth(report, path + ".auth", sender.get("auth"),
+          "give the sender API's admin credentials, e.g. `auth: {type: bearer, token: \"{{ lookup("
+          "'ansible.builtin.env', 'SENDER_ADMIN_TOKEN') }}\"}`")
     _webhook_id(report, path + ".webhook_id", sender.get("webhook_id"))
     switch = sender.get("switch")
     if _mapping(report, path + ".switch", switch, True,
