@@ -5,7 +5,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo test unit lint clean lab-down
+.PHONY: setup demo test unit lint sanity clean lab-down
 setup:
 	./scripts/setup.sh
 
@@ -17,6 +17,9 @@ test: setup
 
 unit: setup
 	$(VENV)/bin/python -m pytest tests/unit
+
+sanity: setup
+	./scripts/sanity.sh
 
 lab-down:
 	$(VENV)/bin/python -m tests.lab down

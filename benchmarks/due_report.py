@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """How long the due report takes for a large inventory, and how much memory it needs.
 
 Generates N credentials (every type, both risks, overrides, certificates, 1-3 consumers each
@@ -134,7 +133,10 @@ def main(argv=None):
 
     credentials, groups, reads = inventory(args.count)
     hosts = list(groups["all"])
-    get_store = lambda config, name: MemoryStore(reads[name])  # noqa: E731
+
+    def get_store(config, name):
+        return MemoryStore(reads[name])
+
     steps = []
     (errors, _warnings), figures = measure("preflight (validate)", lambda: _inventory.validate(
         credentials, groups, hosts, NOW), memory)

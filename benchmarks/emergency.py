@@ -26,7 +26,7 @@ def main():
     with Lab(Path(tempfile.mkdtemp(prefix="credops-bench-")), hosts=3) as lab:
         for i in range(args.runs):
             name = "bench-emergency-%d" % i
-            old_id, _ = scenarios.seed_api_key(lab, name)
+            old_id, _secret = scenarios.seed_api_key(lab, name)
             inventory = lab.write_inventory(path=lab.workdir / ("inv-%s.yml" % name),
                                             credentials={name: scenarios.api_key_record(lab, name)},
                                             groups={"web": [h.name for h in lab.hosts]})

@@ -10,6 +10,7 @@ new_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])' <<<"$re
 old_key=$("$BAO" kv get -field=api_key "secret/$KV_PATH")
 "$BAO" kv put "secret/$KV_PATH" api_key="$new_key" key_id="$new_id" previous_api_key="$old_key" previous_key_id="$OLD_ID" >/dev/null
 for h in $HOSTS; do
+  # shellcheck disable=SC2029  # $new_key is meant to expand here, on the client
   ssh "${ssh_opts[@]}" "root@$h" "sed -i 's|^PAYMENT_API_KEY=.*|PAYMENT_API_KEY=$new_key|' /etc/application/environment && systemctl restart payment-app.service"
   for _ in $(seq 1 100); do
     curl -sf "http://$h:8080/health/payment-integration" >/dev/null && break

@@ -8,7 +8,7 @@ __metaclass__ = type
 
 DOCUMENTATION = r"""
 name: rotation_status
-author: credops maintainers (@credops)
+author: credops.rotation maintainers (@credops)
 version_added: 0.1.0
 short_description: How old each credential is (from its store) and whether it is due for rotation
 description:
@@ -89,22 +89,56 @@ _raw:
   type: list
   elements: dict
   contains:
-    credential: {description: The credential's name., type: str}
-    type: {description: Its type., type: str}
-    risk: {description: standard or high., type: str}
-    age_days: {description: Whole days since the current value was made (null when unknown)., type: int}
-    max_age_days: {description: Its maximum age by the policy (or its override)., type: int}
-    status: {description: ok, warning, overdue or unknown., type: str}
-    due_at: {description: When it is due (ISO-8601 UTC)., type: str}
-    warning_at: {description: When the 14-day warning starts., type: str}
-    last_rotated: {description: When the current value was made (certificates - not_before)., type: str}
-    source: {description: Where that time came from (e.g. C(vault_kv2:custom_metadata.last_rotated))., type: str}
-    reason: {description: Why this status, in words., type: str}
-    consumers: {description: The consumer names of the dependency map., type: list, elements: str}
-    hosts: {description: The inventory hosts of those consumers (groups expanded)., type: list, elements: str}
-    rotation_contact: {description: Who owns the credential., type: str}
-    not_after: {description: Certificates - the earliest not_after seen., type: str}
-    error: {description: Why the age is unknown (status unknown only)., type: str}
+    credential:
+      description: The credential's name.
+      type: str
+    type:
+      description: Its type.
+      type: str
+    risk:
+      description: standard or high.
+      type: str
+    age_days:
+      description: Whole days since the current value was made (null when unknown).
+      type: int
+    max_age_days:
+      description: Its maximum age by the policy (or its override).
+      type: int
+    status:
+      description: ok, warning, overdue or unknown.
+      type: str
+    due_at:
+      description: When it is due (ISO-8601 UTC).
+      type: str
+    warning_at:
+      description: When the 14-day warning starts.
+      type: str
+    last_rotated:
+      description: When the current value was made (certificates - not_before).
+      type: str
+    source:
+      description: "Where that time came from (e.g. C(vault_kv2:custom_metadata.last_rotated))."
+      type: str
+    reason:
+      description: Why this status, in words.
+      type: str
+    consumers:
+      description: The consumer names of the dependency map.
+      type: list
+      elements: str
+    hosts:
+      description: The inventory hosts of those consumers (groups expanded).
+      type: list
+      elements: str
+    rotation_contact:
+      description: Who owns the credential.
+      type: str
+    not_after:
+      description: Certificates - the earliest not_after seen.
+      type: str
+    error:
+      description: Why the age is unknown (status unknown only).
+      type: str
 """
 
 import datetime

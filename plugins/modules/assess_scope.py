@@ -15,9 +15,9 @@ description:
     C(aws_iam)) and the store's file audit log (a Vault/OpenBao file audit device) for reads of
     the credential's path, and names the earliest use from a source that is not a known
     consumer.
-  - Runs after the revocation in C(emergency.yml): it never delays it.
+  - "Runs after the revocation in C(emergency.yml): it never delays it."
 version_added: 0.1.0
-author: credops.rotation maintainers
+author: credops.rotation maintainers (@credops)
 extends_documentation_fragment:
   - credops.rotation.issuer
   - credops.rotation.http
@@ -26,6 +26,7 @@ attributes:
     support: full
     description: Only reads.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   credential:

@@ -15,15 +15,17 @@ description:
   - Entries carry time, credential, event, actor and, where they apply, consumer, key ids and
     incident id. They never carry a secret value; details with secret-looking keys are refused.
   - The actor is AWX/Tower's user (C(AWX_USER_NAME)) when present, else the OS user.
-author: credops.rotation maintainers
+author: credops.rotation maintainers (@credops)
 version_added: 0.1.0
 attributes:
   check_mode:
     support: full
     description: In check mode the entry is computed and returned, not written.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
   action:
+    description: Indicates this has a corresponding action plugin so some parts of the options can be executed on the controller.
     support: full
 options:
   path:

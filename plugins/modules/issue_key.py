@@ -39,7 +39,7 @@ attributes:
     support: full
     details:
       - In check mode nothing is sent to the issuer (the issuer block is still validated,
-        JMESPath expressions compiled); RV(changed) is C(true) and no secret is returned.
+        JMESPath expressions compiled); RV(ignore:changed) is C(true) and no secret is returned.
   diff_mode:
     support: none
   platform:
@@ -60,8 +60,7 @@ requirements:
   - hvac (kind C(vault_pki)); cryptography to read the certificate's validity
 seealso:
   - module: credops.rotation.revoke_key
-author:
-  - credops.rotation contributors
+author: credops.rotation maintainers (@credops)
 """
 
 EXAMPLES = r"""

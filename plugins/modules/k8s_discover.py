@@ -17,8 +17,7 @@ description:
   - Only Deployment specs are read, never a Secret, so no credential value is ever seen.
   - Used by the discover_consumers playbook to compare a cluster with the dependency map.
 version_added: 0.1.0
-author:
-  - credops.rotation contributors
+author: credops.rotation maintainers (@credops)
 extends_documentation_fragment:
   - credops.rotation.kubernetes
 attributes:
@@ -26,6 +25,7 @@ attributes:
     support: full
     description: Only reads; runs the same in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   namespaces:

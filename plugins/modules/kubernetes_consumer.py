@@ -29,8 +29,7 @@ description:
     restarted even though the Secret is unchanged now.
   - Values are compared by digest and are never returned, logged or put in a message.
 version_added: 0.1.0
-author:
-  - credops.rotation contributors
+author: credops.rotation maintainers (@credops)
 extends_documentation_fragment:
   - credops.rotation.kubernetes
 attributes:

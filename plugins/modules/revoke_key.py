@@ -96,7 +96,7 @@ attributes:
     details:
       - In check mode nothing is revoked. The issuer is only read (O(issuer.get) for rest, the key
         list for aws_iam, the certificate for vault_pki, a login with O(secret) for postgres) to
-        predict RV(changed); when it cannot tell, RV(changed) is C(true). The guard is checked once.
+        predict RV(ignore:changed); when it cannot tell, RV(ignore:changed) is C(true). The guard is checked once.
   diff_mode:
     support: none
   platform:
@@ -108,8 +108,7 @@ requirements:
   - hvac (kind C(vault_pki))
 seealso:
   - module: credops.rotation.issue_key
-author:
-  - credops.rotation contributors
+author: credops.rotation maintainers (@credops)
 """
 
 EXAMPLES = r"""

@@ -18,7 +18,7 @@ description:
   - Issuers that cannot test a value (C(generated), C(vault_pki)) report C(tested=false); that is
     not a failure unless O(require_test) is set.
 version_added: 0.1.0
-author: credops.rotation maintainers
+author: credops.rotation maintainers (@credops)
 extends_documentation_fragment:
   - credops.rotation.issuer
   - credops.rotation.http
@@ -27,6 +27,7 @@ attributes:
     support: full
     description: The test only reads, so it runs in check mode too.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   credential:

@@ -24,8 +24,7 @@ description:
     returned, only the results of the JMESPath expressions, with any secret value redacted.
   - The failure message says what was expected and what came back, names the credential and
     the consumer, and says what to fix. It never carries a secret.
-author:
-  - credops.rotation contributors
+author: credops.rotation maintainers (@credops)
 extends_documentation_fragment:
   - credops.rotation.http
 attributes:
@@ -33,6 +32,7 @@ attributes:
     support: full
     description: The module only reads; it sends the same request in check mode, and never reports a change.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 requirements:
   - jmespath (for O(json))

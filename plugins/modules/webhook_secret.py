@@ -24,13 +24,13 @@ description:
   - O(action=phase) validates a move of the dual-accept handshake (C(single) -> C(dual_accept)
     -> C(complete)) and returns the phase to move to, or fails on an illegal move such as
     C(single) -> C(complete) (dropping the old secret before both were accepted).
-author:
-  - credops.rotation contributors
+author: credops.rotation maintainers (@credops)
 attributes:
   check_mode:
     support: full
     description: Every action only computes; it runs the same in check mode and never reports a change.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 options:
   action:

@@ -34,18 +34,19 @@ description:
   - No secret ever appears in a result or message - not O(secret), not the sender's admin
     credentials, not a signature. Response bodies are never returned, only the results of
     O(sender.test.json) expectations, redacted.
-author:
-  - credops.rotation contributors
+author: credops.rotation maintainers (@credops)
 extends_documentation_fragment:
   - credops.rotation.http
 attributes:
   check_mode:
+    description: Can run in check_mode and return changed status prediction without modifying target, if not supported the action will be skipped.
     support: partial
     details:
-      - O(action=switch) and O(action=test) send nothing in check mode (RV(changed) says what
+      - O(action=switch) and O(action=test) send nothing in check mode (RV(ignore:changed) says what
         a switch would do). O(action=deliver) and O(action=deliveries) only probe and read, and
         run the same in check mode.
   diff_mode:
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
     support: none
 requirements:
   - jmespath (for O(sender.test.json) and O(action=deliveries))

@@ -470,7 +470,7 @@ class KubernetesConsumer(object):
         raise RotationError(
             scrub("Secret %s key '%s' does not hold the new value %ss after forcing a sync of "
                   "ExternalSecret %s; operator status: %s." % (self._where("Secret", target), key, timeout,
-                                                                name, status_text), [value]),
+                                                               name, status_text), [value]),
             self.credential, "deploy",
             "check that the store holds the new value at the ExternalSecret's remoteRef (%s), that the "
             "key maps to '%s', and that the External Secrets Operator is running "

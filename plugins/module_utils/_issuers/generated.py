@@ -72,7 +72,7 @@ class GeneratedIssuer(Issuer):
                              fix="raise issuer.length to at least %d." % math.ceil(MIN_BITS / math.log2(len(self.alphabet))))
 
     def create(self):
-        value = self.prefix + "".join(secrets.choice(self.alphabet) for _ in range(self.length))
+        value = self.prefix + "".join(secrets.choice(self.alphabet) for _index in range(self.length))
         return dict(id=fingerprint(value), secret=value, info=dict(
             length=self.length, alphabet=self.alphabet_name if self.alphabet_name in ALPHABETS else "custom",
             entropy_bits=int(entropy_bits(self.length, self.alphabet)), prefix=self.prefix or None))

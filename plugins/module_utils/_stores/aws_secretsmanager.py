@@ -63,6 +63,7 @@ def _boto():
         _LIB.update(boto3=boto3, config=botocore.config, exceptions=botocore.exceptions)
     return _LIB["boto3"], _LIB["config"], _LIB["exceptions"]
 
+
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
 LABELS = ((CURRENT, "current"), (PENDING, "pending"), (PREVIOUS, "previous"))
 TAG_PREFIX = "credops:"
@@ -183,7 +184,7 @@ class AwsSecretsManagerStore(Store):
             return session.client(
                 "secretsmanager", endpoint_url=endpoint, verify=verify,
                 config=bconfig.Config(connect_timeout=timeout, read_timeout=timeout,
-                                              retries={"max_attempts": 3, "mode": "standard"}))
+                                      retries={"max_attempts": 3, "mode": "standard"}))
 
         self._client = self._call("connecting", make)
         return self._client

@@ -50,6 +50,7 @@ def _hvac():
         _LIB.update(hvac=hvac, exceptions=exceptions, requests=requests)
     return _LIB["hvac"], _LIB["exceptions"], _LIB["requests"]
 
+
 DEFAULT_FIELD = "value"
 RESERVED_DATA = ("key_id", "previous_key_id", "rotation_phase") + DATA_FIELDS
 
