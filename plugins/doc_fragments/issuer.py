@@ -199,7 +199,7 @@ options:
       usage:
         description:
           - Kind C(rest), optional. The issuer's record of who used a key and when, for the
-            revoke guard (see O(unused_since) of M(credops.rotation.revoke_key)).
+            revoke guard (see O(credops.rotation.revoke_key#module:unused_since) of M(credops.rotation.revoke_key)).
         type: dict
         suboptions:
           method:

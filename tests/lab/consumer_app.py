@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Demo consumer application (stdlib only: it runs on the lab's systemd hosts).
 
 Reads its API key from the environment once, at start (systemd EnvironmentFile), and

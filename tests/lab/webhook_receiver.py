@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Demo webhook receiver (stdlib only: it runs on the lab's systemd hosts with python3).
 
 Reads its signing secrets from the environment once, at start (systemd EnvironmentFile), in

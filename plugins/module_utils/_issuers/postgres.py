@@ -211,7 +211,7 @@ class PostgresIssuer(Issuer):
     def create(self):
         if self.roles:
             return self._create_alternating()
-        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(self.length))
+        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _index in range(self.length))
         now = datetime.now(timezone.utc)
         valid_until = None
         if self.valid_until_days:
@@ -348,7 +348,7 @@ class PostgresIssuer(Issuer):
                              "objects (GRANT <group> TO %s, %s; ALTER TABLE ... OWNER TO <group>)." % (other, idle))
 
     def _create_alternating(self):
-        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(self.length))
+        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _index in range(self.length))
         now = datetime.now(timezone.utc)
         valid_until = now + timedelta(days=int(self.valid_until_days)) if self.valid_until_days else None
         with self._admin("issue") as conn:
