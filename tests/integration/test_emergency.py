@@ -62,7 +62,7 @@ def test_tags_revoke_only_kills_the_key(emergency):
     assert proc.returncode == 0, proc.stdout[-4000:]
     assert lab.provider.test_key(old_secret) == 401
     assert sum(1 for r in lab.provider.requests() if r["method"] == "POST" and r["status"] == 201) == creates_before
-    data, _ = scenarios.kv_read(lab, name)
+    data, _meta = scenarios.kv_read(lab, name)
     assert data["key_id"] == old_id  # nothing else touched
     # the full run afterwards finishes the emergency (the key is already dead: revoke is ok)
     proc = run_playbook("playbooks/emergency.yml", inventory=inventory, env=lab.env(),

@@ -72,7 +72,7 @@ def _assert_nothing_left(workdir, snap=None, links=True):
         names = [line.split(":")[1].strip().split("@")[0] for line in out.splitlines()]
         assert not [n for n in names if n.startswith(VETH_PREFIX) or n == BRIDGE], names
     # Mounts (our mount namespace), via findmnt and /proc/self/mountinfo.
-    fm = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True).stdout
+    fm = subprocess.run(["findmnt", "-rn", "-o", "TARGET"], capture_output=True, text=True, check=False).stdout
     assert not [m for m in fm.splitlines() if m.startswith(workdir)], fm
     mi = Path("/proc/self/mountinfo").read_text()
     assert workdir not in mi
@@ -164,7 +164,7 @@ def test_transient_http_service_reachable_from_controller(lab):
     for h in lab.hosts:
         url = f"http://{h.address}:{port}/index.html"
         body, last = None, None
-        for _ in range(50):  # bounded: 50 tries, about 10 s
+        for _attempt in range(50):  # bounded: 50 tries, about 10 s
             try:
                 status, body = _no_proxy_open(url, timeout=2)
                 assert status == 200
@@ -176,7 +176,7 @@ def test_transient_http_service_reachable_from_controller(lab):
         assert h.systemctl("is-active", "credlab-http").stdout.strip() == "active"
         # journald works: the request log of the service is in its journal.
         journal = ""
-        for _ in range(25):
+        for _attempt in range(25):
             journal = h.run("journalctl", "--no-pager", "-u", "credlab-http").stdout
             if "GET /index.html" in journal:
                 break
@@ -228,7 +228,7 @@ CRASHER = textwrap.dedent("""
 
 def _crash_a_lab(workdir):
     cp = subprocess.run([sys.executable, "-c", CRASHER, str(workdir)], cwd=ROOT, capture_output=True,
-                        text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                        text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
     assert cp.returncode == -signal.SIGKILL, cp.stderr
     pids = [int(p) for p in cp.stdout.split()[1:]]
     assert all(Path(f"/proc/{p}").exists() for p in pids)  # the hosts outlived their owner

@@ -28,7 +28,7 @@ def test_moto_iam_and_secrets_manager(moto):
     sm = moto.client("secretsmanager")
     sm.create_secret(Name="lab-selftest", SecretString="v1")
     sm.put_secret_value(SecretId="lab-selftest", SecretString="v2", VersionStages=["AWSPENDING"])
-    stages = {v: s for v, s in sm.describe_secret(SecretId="lab-selftest")["VersionIdsToStages"].items()}
+    stages = dict(sm.describe_secret(SecretId="lab-selftest")["VersionIdsToStages"].items())
     assert sorted(sum(stages.values(), [])) == ["AWSCURRENT", "AWSPENDING"]
 
 

@@ -52,7 +52,7 @@ def scenario(rotation_lab, request):
         path=lab.workdir / ("inv-%s.yml" % name), credentials={name: record},
         groups={"web": [h.name for h in lab.hosts], "batch": [lab.hosts[-1].name]})
     return type("Scenario", (), dict(lab=lab, name=name, old_id=old_id, old_secret=old_secret,
-                                      record=record, inventory=inventory))
+                                     record=record, inventory=inventory))
 
 
 def _rotate(sc, extra=None, verbosity=0, playbook="playbooks/rotate.yml"):
@@ -102,7 +102,7 @@ def test_standard_rotation_end_to_end(scenario):
     assert lab.k8s.health(sc.name, "mobile-backend", "PAYMENT_API_KEY")[0] == 200
     # the audit trail, in order, without secrets
     events = [(e["event"], e.get("consumer", "")) for e in lab.audit_entries() if e["credential"] == sc.name]
-    names = [e for e, _ in events]
+    names = [e for e, _consumer in events]
     assert names.index("issued") < names.index("stored") < names.index("deployed")
     assert names.index("finished") > names.index("revoked") > max(i for i, n in enumerate(names) if n == "verified")
     assert ("picked_up_next_run", "batch-processor@" + lab.hosts[-1].name) in events
@@ -175,7 +175,7 @@ def test_interrupted_run_resumes(scenario, kill_after):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert seen, "the run never reached %s:\n%s" % (kill_after, log.read_text()[-5000:])
-    _, meta = scenarios.kv_read(lab, sc.name)
+    _data, meta = scenarios.kv_read(lab, sc.name)
     assert meta["custom_metadata"]["rotation_phase"] in ("pending", "deployed", "verified")
 
     done = _rotate(sc)

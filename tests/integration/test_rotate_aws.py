@@ -37,7 +37,7 @@ def aws(rotation_lab, request):
     labels = more.sm_labels(lab, name)
     assert list(labels) == ["AWSCURRENT"]
     return type("AwsScenario", (), dict(lab=lab, name=name, old_id=old_id, old_secret=old_secret,
-                                         old_version=labels["AWSCURRENT"], inventory=inventory))
+                                        old_version=labels["AWSCURRENT"], inventory=inventory))
 
 
 def _run(sc, playbook="playbooks/rotate.yml", extra=None, **kwargs):

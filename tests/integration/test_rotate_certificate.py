@@ -209,7 +209,7 @@ def test_failed_verification_rolls_back(make_scenario):
     data, meta = tls.kv_read(lab, sc.name)
     assert tls.serial_int(data["key_id"]) == sc.old_serial and data[tls.FIELD] == sc.old["private_key"]
     assert meta["custom_metadata"]["rotation_phase"] == "rolled_back"
-    pending, _ = tls.kv_read(lab, sc.name, version=2)
+    pending, _pending_meta = tls.kv_read(lab, sc.name, version=2)
     new_serial = tls.serial_int(pending["key_id"])
     assert new_serial != sc.old_serial
 
@@ -265,7 +265,7 @@ def test_rollback_playbook_restores_the_old_certificate(make_scenario):
     sc = make_scenario()
     lab = sc.lab
     sc.rotate(tags="issue,store")
-    data, _ = tls.kv_read(lab, sc.name)
+    data, _meta = tls.kv_read(lab, sc.name)
     new_serial = tls.serial_int(data["key_id"])
     host = lab.hosts[0]
     files = sc.record["consumers"][0]

@@ -39,7 +39,7 @@ def db(rotation_lab, postgres, request):
     slug = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[8:36].strip("_")
     (lab.workdir / "rotation-audit.jsonl").unlink(missing_ok=True)
     return type("DbScenario", (), dict(lab=lab, pg=postgres, slug=slug, name="db-" + slug.replace("_", "-"),
-                                        env=dict(lab.env(), PGPASSWORD=postgres.admin_password)))
+                                       env=dict(lab.env(), PGPASSWORD=postgres.admin_password)))
 
 
 def _inventory(sc, record):

@@ -447,9 +447,8 @@ def test_no_secret_in_output_at_verbosity_3(batch):
     proc = batch.proc
     assert "<localhost> EXEC" in proc.stdout          # -vvv did show the module runs
     assert "still accepted" in proc.stdout             # and the failure messages
-    secrets = [secret for _, secret in batch.keys.values()] + [WRONG_KEY, PREVIOUS_WEBHOOK_SECRET,
-                                                              batch["wh_new"]["secret"]]
+    secrets = [secret for _key_id, secret in batch.keys.values()] + [WRONG_KEY, PREVIOUS_WEBHOOK_SECRET,
+                                                                     batch["wh_new"]["secret"]]
     shown = dict((k, v) for k, v in batch.results.items() if k != "wh_new")
     for secret in secrets:
         no_secret_in(secret, proc, shown)
-

@@ -85,7 +85,7 @@ def demo(args):
         step("Audit trail (%s)" % (workdir / "rotation-audit.jsonl").relative_to(ROOT))
         for entry in lab.audit_entries():
             print("  %s %-20s %-10s %s %s" % (entry["time"][11:23], entry["credential"], entry["event"],
-                                             entry.get("consumer", ""), entry.get("key_id", "")))
+                                              entry.get("consumer", ""), entry.get("key_id", "")))
         secrets_seen = [s for s in (old_secret, data["api_key"])
                         if s in (workdir / "rotation-audit.jsonl").read_text()]
         print("  secret values in the audit trail: %d" % len(secrets_seen))

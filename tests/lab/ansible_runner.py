@@ -50,7 +50,7 @@ def run_playbook(playbook, inventory=None, extra_vars=None, tags=None, check=Fal
     if verbosity:
         cmd.append("-" + "v" * verbosity)
     return subprocess.run(cmd, capture_output=True, text=True, env=ansible_env(env),
-                          timeout=timeout, cwd=cwd or str(ROOT))
+                          timeout=timeout, cwd=cwd or str(ROOT), check=False)
 
 
 def run_module(module, args, check=False, diff=False, env=None, timeout=300, verbosity=0):

@@ -314,7 +314,7 @@ def _cgroup_hierarchies():
         own[ctrls] = path
     result, seen = [], set()
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        pre, _, post = line.partition(" - ")
+        pre, _sep, post = line.partition(" - ")
         pf, qf = pre.split(), post.split()
         if len(qf) < 3 or qf[0] not in ("cgroup", "cgroup2"):
             continue
@@ -952,7 +952,7 @@ def _teardown(state, popens=()):
     for mp in sorted(set(mps), key=len, reverse=True):
         if not _mounts_under(mp):
             continue
-        for _ in range(3):
+        for _attempt in range(3):
             if _run(["umount", mp], check=False, timeout=20).returncode == 0 or not _mounts_under(mp):
                 break
             time.sleep(0.2)
@@ -971,7 +971,7 @@ def _teardown(state, popens=()):
             warnings.append(f"could not delete bridge {br}")
     # 4. cgroups.
     for cg in cgs:
-        for _ in range(20):
+        for _attempt in range(20):
             if _cgroup_remove(cg):
                 break
             time.sleep(0.1)
@@ -1020,7 +1020,7 @@ def _stray_host_mounts(keep_workdir=None):
     except OSError:
         return found
     for line in lines:
-        pre, _, post = line.partition(" - ")
+        pre, _sep, post = line.partition(" - ")
         qf = post.split()
         mp = Path(_unescape_mount(pre.split()[4]))
         if len(qf) < 3 or qf[0] != "overlay" or "lowerdir=" not in qf[2]:
@@ -1076,14 +1076,14 @@ def cleanup_all_stale(exclude=None):
             if cg.name == keep or not cg.is_dir():
                 continue
             _log(f"removing stray cgroup {cg}")
-            for _ in range(50):
+            for _attempt in range(50):
                 pids = [p for p in _cgroup_pids(cg) if _alive(p)]
                 if not pids:
                     break
                 for p in pids:
                     _kill(p)
                 time.sleep(0.1)
-            for _ in range(20):
+            for _attempt in range(20):
                 if _cgroup_remove(cg):
                     break
                 time.sleep(0.1)
@@ -1100,7 +1100,7 @@ def cleanup_all_stale(exclude=None):
 # --------------------------------------------------------------------------- CLI
 
 def _main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m tests.lab.hosts", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tests.lab.hosts", description=__doc__.split("\n\n", maxsplit=1)[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("rootfs", help="build the cached rootfs if missing")
     p.add_argument("--path", default=str(ROOTFS_CACHE))

@@ -249,7 +249,7 @@ class Cluster(object):
     def list(self, kind, ns, selector=None):
         want = dict(p.split("=", 1) for p in selector.split(",") if "=" in p) if selector else {}
         with self.lock:
-            items = [copy.deepcopy(o) for (plural, ons, _), o in sorted(self.objects.items())
+            items = [copy.deepcopy(o) for (plural, ons, _name), o in sorted(self.objects.items())
                      if plural == kind.plural and (ns is None or ons == ns)
                      and all((o["metadata"].get("labels") or {}).get(k) == v for k, v in want.items())]
             return {"kind": kind.kind + "List", "apiVersion": kind.api_version,
@@ -581,7 +581,7 @@ def discovery(path):
     m = re.match(r"^/api/(v1)$|^/apis/([^/]+)/([^/]+)$", path)
     if m:
         group, version = ("", "v1") if m.group(1) else (m.group(2), m.group(3))
-        kinds = [k for (g, v, _), k in KINDS.items() if (g, v) == (group, version)]
+        kinds = [k for (g, v, _plural), k in KINDS.items() if (g, v) == (group, version)]
         if group == "":
             kinds.append(NAMESPACE_KIND)
         if kinds:
@@ -689,7 +689,7 @@ class Handler(BaseHTTPRequestHandler):
         if name:
             return one(name)                              # every namespace exists here
         with cluster.lock:
-            names = sorted({ns for (_, ns, _) in cluster.objects} | {"default"})
+            names = sorted({ns for (_plural, ns, _name) in cluster.objects} | {"default"})
         return {"kind": "NamespaceList", "apiVersion": "v1", "metadata": {}, "items": [one(n) for n in names]}
 
     def _emulator(self, cluster, ns, name, what, query):
@@ -703,7 +703,7 @@ class Handler(BaseHTTPRequestHandler):
                                     "error": "no provider configured" if value is not None
                                     else "variable %s not captured (not rolled out?)" % var})
         try:
-            status, _ = http_get(cluster.provider_url + "/v1/test", {"Authorization": "Bearer " + value})
+            status, _body = http_get(cluster.provider_url + "/v1/test", {"Authorization": "Bearer " + value})
         except (OSError, urllib.error.URLError) as exc:
             return self._send(503, {"status": "unhealthy", "payment_gateway": "unreachable",
                                     "error": type(exc).__name__})

@@ -76,7 +76,7 @@ class Postgres:
                    PGCONNECT_TIMEOUT="5")
         return subprocess.run(["psql", "-h", self.host, "-p", str(self.port), "-U", user or self.admin_user,
                                "-d", dbname or self.dbname, "-tAc", sql, "-v", "ON_ERROR_STOP=1"],
-                              env=env, capture_output=True, text=True, timeout=30)
+                              env=env, capture_output=True, text=True, timeout=30, check=False)
 
     def stop(self):
         _proc.stop(self.proc, timeout=20)

@@ -15,7 +15,6 @@ import json
 import secrets
 import sys
 import threading
-import time
 import urllib.parse
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -214,7 +213,6 @@ def main(argv=None):
     ap.add_argument("--log")
     args = ap.parse_args(argv)
     serve(args.bind or ["127.0.0.1"], args.port, args.admin_token, args.log)
-
 
 
 class Provider:

@@ -25,7 +25,7 @@ def api_key_record(lab, name="payment-gateway-api", group="web", k8s=False, batc
             "namespace": namespace, "secret": "payment-gateway-secret", "secret_key": "PAYMENT_API_KEY",
             "deployments": ["mobile-backend"],
             "verify": {"url": lab.k8s.url + "/_emulator/namespaces/%s/deployments/mobile-backend/health"
-                              "?var=PAYMENT_API_KEY" % namespace,
+                                            "?var=PAYMENT_API_KEY" % namespace,
                        "json": {"payment_gateway": "connected"}}})
     if batch_group:
         consumers.append({"name": "batch-processor", "kind": "batch", "hosts": batch_group})
@@ -62,7 +62,7 @@ def seed_api_key(lab, name="payment-gateway-api", hosts=None, k8s=False, namespa
         b64 = base64.b64encode(secret.encode()).decode()
         lab.k8s.seed([
             {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "payment-gateway-secret",
-                                                                 "namespace": namespace},
+                                                                "namespace": namespace},
              "type": "Opaque", "data": {"PAYMENT_API_KEY": b64}},
             {"apiVersion": "apps/v1", "kind": "Deployment",
              "metadata": {"name": "mobile-backend", "namespace": namespace},

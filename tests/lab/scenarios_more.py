@@ -303,7 +303,7 @@ def _install(host, name, app, source, env_file, env_lines, environment, what, he
             return
         time.sleep(0.2)
     raise TimeoutError("%s on %s is not healthy after %ss:\n%s" % (name, host.name, wait,
-                                                                  host.journal(name + ".service", 30)))
+                                                                   host.journal(name + ".service", 30)))
 
 
 def http_status(url, want=200, deadline=15):

@@ -336,7 +336,7 @@ def test_rest_usage_absent(http):
 ])
 def test_generated_alphabet_and_length(config, chars, length):
     issuer = GeneratedIssuer(config, "webhook")
-    values = [issuer.create() for _ in range(50)]
+    values = [issuer.create() for _index in range(50)]
     for out in values:
         assert len(out["secret"]) == length
         assert set(out["secret"]) <= set(chars)
@@ -541,7 +541,7 @@ def test_secret_options_are_no_log(path):
 def test_issuer_config_prunes_and_merges_http():
     config = registry.issuer_config(
         {"kind": "rest", "timeout": None, "validate_certs": False, "auth": {"type": "bearer", "token": "t",
-                                                                              "password": None},
+                                                                            "password": None},
          "create": {"path": "/x", "body": {"keep": None}, "form": None}},
         {"timeout": 10, "validate_certs": True, "retries": 3, "ca_path": None})
     assert config["timeout"] == 10 and config["validate_certs"] is False and config["retries"] == 3
@@ -850,8 +850,10 @@ class FakeCatalog:
 GROUP = {"member of orders_rw"}
 
 
-def alternating(monkeypatch, a_login=True, b_login=False, a_grants=GROUP, b_grants=GROUP, sessions=None,
+def alternating(monkeypatch, a_login=True, b_login=False, a_grants=None, b_grants=None, sessions=None,
                 logs_in=None, **config):
+    a_grants = GROUP if a_grants is None else a_grants
+    b_grants = GROUP if b_grants is None else b_grants
     issuer = PostgresIssuer(dict(dict(roles=["app_a", "app_b"], admin_password="adm1n-pw"), **config), "orders-db")
     catalog = FakeCatalog({"app_a": {"login": a_login, "grants": set(a_grants)},
                            "app_b": {"login": b_login, "grants": set(b_grants)}}, sessions)
@@ -871,7 +873,7 @@ def alternating(monkeypatch, a_login=True, b_login=False, a_grants=GROUP, b_gran
     (False, False, "app_a", None),  # after an emergency revoked the role in use: the first listed
 ])
 def test_postgres_alternating_create_gives_the_idle_role_a_new_password(monkeypatch, a_login, b_login, idle, previous):
-    issuer, catalog, _ = alternating(monkeypatch, a_login=a_login, b_login=b_login, valid_until_days=30)
+    issuer, catalog, _logins = alternating(monkeypatch, a_login=a_login, b_login=b_login, valid_until_days=30)
     out = issuer.create()
     assert out["id"] == idle and len(out["secret"]) == 32 and set(out["secret"]) <= set(PASSWORD_ALPHABET)
     assert out["info"]["role"] == idle and out["info"]["previous_role"] == previous
@@ -890,7 +892,7 @@ def test_postgres_alternating_create_gives_the_idle_role_a_new_password(monkeypa
     (dict(a_grants=GROUP | {"owner of public.orders"}), "only app_a has: owner of public.orders"),
 ])
 def test_postgres_alternating_create_refuses_before_changing_anything(monkeypatch, setup, text):
-    issuer, catalog, _ = alternating(monkeypatch, **setup)
+    issuer, catalog, _logins = alternating(monkeypatch, **setup)
     with pytest.raises(RotationError) as err:
         issuer.create()
     assert text in str(err.value) and "step issue" in str(err.value) and "Fix: " in str(err.value)
@@ -898,7 +900,7 @@ def test_postgres_alternating_create_refuses_before_changing_anything(monkeypatc
 
 
 def test_postgres_alternating_missing_role(monkeypatch):
-    issuer, catalog, _ = alternating(monkeypatch)
+    issuer, catalog, _logins = alternating(monkeypatch)
     del catalog.roles["app_b"]
     with pytest.raises(RotationError) as err:
         issuer.create()
@@ -908,7 +910,7 @@ def test_postgres_alternating_missing_role(monkeypatch):
 
 def test_postgres_alternating_revoke_makes_the_old_role_idle(monkeypatch):
     sessions = {"app_a": [("10.0.0.9", "report-job")]}
-    issuer, catalog, _ = alternating(monkeypatch, a_login=True, b_login=True, sessions=sessions)
+    issuer, catalog, _logins = alternating(monkeypatch, a_login=True, b_login=True, sessions=sessions)
     assert issuer.revoke("app_a") is True
     assert catalog.altered == ['ALTER ROLE "app_a" WITH PASSWORD \'<verifier>\' NOLOGIN']
     assert catalog.roles["app_a"]["login"] is False and catalog.terminated == [("10.0.0.9", "report-job")]
@@ -917,7 +919,7 @@ def test_postgres_alternating_revoke_makes_the_old_role_idle(monkeypatch):
 
 
 def test_postgres_alternating_revoke_refuses_the_only_login_role(monkeypatch):
-    issuer, catalog, _ = alternating(monkeypatch, a_login=True, b_login=False)
+    issuer, catalog, _logins = alternating(monkeypatch, a_login=True, b_login=False)
     with pytest.raises(RotationError) as err:
         issuer.revoke("app_a")
     assert "only one of issuer.roles that can log in" in str(err.value) and catalog.altered == []
@@ -930,7 +932,7 @@ def test_postgres_alternating_revoke_refuses_the_only_login_role(monkeypatch):
     lambda i: i.test("pw", key_id="app_c"), lambda i: i.usage("app_c", "2024-01-01T00:00:00Z"),
 ])
 def test_postgres_alternating_key_id_is_one_of_the_roles(monkeypatch, call):
-    issuer, _catalog, _ = alternating(monkeypatch)
+    issuer, _catalog, _logins = alternating(monkeypatch)
     with pytest.raises(RotationError) as err:
         call(issuer)
     assert "is not one of issuer.roles (app_a, app_b)" in str(err.value)
@@ -946,7 +948,7 @@ def test_postgres_alternating_test_exists_restore_usage(monkeypatch):
     assert issuer.restore("old-password") is False  # the old role was never changed
     uses = issuer.usage("app_a", "2024-08-15T10:30:00Z")
     assert [u["source"] for u in uses] == ["10.0.0.9 (report-job, connected since 2024-08-15T10:00:00Z)",
-                                          "local socket (no application_name, connected since 2024-08-15T10:00:00Z)"]
+                                           "local socket (no application_name, connected since 2024-08-15T10:00:00Z)"]
     assert all(u["time"] >= "2024" for u in uses)  # open now: a use after any verification time
     assert issuer.usage("app_b", "2024-08-15T10:30:00Z") == []
     assert PostgresIssuer({"role": "app"}, "db").usage("app@x", "2024-01-01T00:00:00Z") is None

@@ -132,7 +132,6 @@ def test_actor_prefers_awx_user(env, who):
     assert _audit.actor(env) == who
 
 
-
 # --- due_names for certificates: the validity the store records (custom_metadata) --------------
 CERT = {"type": "certificate", "risk": "standard"}
 NOW = "2026-12-01T00:00:00Z"

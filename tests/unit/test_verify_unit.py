@@ -228,7 +228,7 @@ def test_describe_certificate():
     ({"expect_serial": "ff", "min_valid_days": 31}, 2),
 ])
 def test_certificate_problems(kwargs, problems):
-    _, der = make_cert(serial=0x0A1B2C, days=30)
+    _cert, der = make_cert(serial=0x0A1B2C, days=30)
     info = describe_certificate(der)
     fp = info["sha256_fingerprint"]
     if kwargs.get("expect_fingerprint") == "FP":
@@ -241,7 +241,7 @@ def test_certificate_problems(kwargs, problems):
 
 
 def test_judge_certificate_mismatch_is_its_own_kind():
-    _, der = make_cert(serial=0x10)
+    _cert, der = make_cert(serial=0x10)
     att = Attempt(status=200, certificate=describe_certificate(der))
     out = judge(att, [200], tls={"expect_serial": "11", "expect_fingerprint": None,
                                  "min_valid_days": None})
@@ -309,7 +309,7 @@ def test_poll_slow_probes_count_against_the_deadline():
 
 def test_poll_is_bounded_even_if_the_clock_stands_still():
     probe, calls = scripted([False])
-    outcome, n, _ = poll(probe, Outcome, 10, 2, clock=lambda: 0.0, sleep=lambda s: None)
+    outcome, n, _took = poll(probe, Outcome, 10, 2, clock=lambda: 0.0, sleep=lambda s: None)
     assert n == max_attempts(10, 2) == 6 and len(calls) == 6
 
 

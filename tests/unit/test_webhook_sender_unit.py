@@ -193,9 +193,11 @@ def test_test_delivery_checks_the_answer_and_redacts(fake):
 ])
 def test_deliver_signs_what_an_independent_receiver_checks(fake, accept, secret, expect, ok):
     fake.accept = accept
-    call = lambda: _sender.deliver(fake.url + "/webhook", secret, credential="orders", consumer="rx@h1",  # noqa: E731
-                                   probe="new" if secret == NEW else "old", expect=expect, deadline=0,
-                                   retries=0)
+
+    def call():
+        return _sender.deliver(fake.url + "/webhook", secret, credential="orders", consumer="rx@h1",
+                               probe="new" if secret == NEW else "old", expect=expect, deadline=0,
+                               retries=0)
     if ok:
         assert call()["status"] in (200, 401)
         return

@@ -30,7 +30,7 @@ def fixed_now():
 
 @pytest.mark.parametrize("length, prefix", [(32, "whsec_"), (16, ""), (64, "sig_")])
 def test_generate(length, prefix):
-    values = {generate(length, prefix) for _ in range(20)}
+    values = {generate(length, prefix) for _index in range(20)}
     assert len(values) == 20
     for value in values:
         assert value.startswith(prefix)
