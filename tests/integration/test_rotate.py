@@ -1,8 +1,11 @@
 """rotate.yml end to end against the lab: OpenBao store, demo provider, 2 systemd hosts,
 the Kubernetes emulator and a batch consumer. Every result is checked with an independent
 client (hvac, the provider's own API, ssh, the Kubernetes API), never with the collection."""
+import json
 import os
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 import signal
 import subprocess
 import sys
@@ -68,12 +71,42 @@ def _assert_no_secret(texts, *secrets):
             assert secret not in text
 
 
-def test_standard_rotation_end_to_end(scenario):
+class _ChatReceiver(BaseHTTPRequestHandler):
+    """A local chat webhook: keeps every JSON body it receives."""
+    bodies = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        length = int(self.headers.get("Content-Length") or 0)
+        type(self).bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def chat():
+    server = HTTPServer(("127.0.0.1", 0), _ChatReceiver)
+    _ChatReceiver.bodies = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d/hooks/rotation" % server.server_address[1], _ChatReceiver.bodies
+    server.shutdown()
+    server.server_close()
+
+
+def test_standard_rotation_end_to_end(scenario, chat):
     sc, lab = scenario, scenario.lab
+    chat_url, chat_bodies = chat
     creates_before = len(_creates(lab))
     started = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime())
-    proc = _rotate(sc, verbosity=3)
+    proc = _rotate(sc, extra={"rotation_notify_url": chat_url}, verbosity=3)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    # the chat webhook got one JSON summary, without any secret
+    assert len(chat_bodies) == 1
+    assert chat_bodies[0]["status"] == "ok" and chat_bodies[0]["finished"] == [sc.name]
+    assert sc.name in chat_bodies[0]["text"]
 
     data, meta = scenarios.kv_read(lab, sc.name)
     new_id, new_secret = data["key_id"], data["api_key"]
@@ -106,7 +139,8 @@ def test_standard_rotation_end_to_end(scenario):
     assert names.index("issued") < names.index("stored") < names.index("deployed")
     assert names.index("finished") > names.index("revoked") > max(i for i, n in enumerate(names) if n == "verified")
     assert ("picked_up_next_run", "batch-processor@" + lab.hosts[-1].name) in events
-    _assert_no_secret([proc.stdout, proc.stderr, (lab.workdir / "rotation-audit.jsonl").read_text()],
+    _assert_no_secret([proc.stdout, proc.stderr, (lab.workdir / "rotation-audit.jsonl").read_text(),
+                       json.dumps(chat_bodies)],
                       sc.old_secret, new_secret, lab.provider.admin_token, lab.openbao.token)
     # zero failed requests: no consumer was ever refused by the provider during the run
     rejected = [r for r in lab.provider.requests() if r["path"] == "/v1/test" and r["status"] == 401
