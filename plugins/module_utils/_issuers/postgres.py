@@ -211,7 +211,7 @@ class PostgresIssuer(Issuer):
     def create(self):
         if self.roles:
             return self._create_alternating()
-        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _index in range(self.length))
+        password = self._new_password()
         now = datetime.now(timezone.utc)
         valid_until = None
         if self.valid_until_days:
@@ -347,8 +347,12 @@ class PostgresIssuer(Issuer):
                          fix="grant both roles the same rights, best through one NOLOGIN group role that owns the "
                              "objects (GRANT <group> TO %s, %s; ALTER TABLE ... OWNER TO <group>)." % (other, idle))
 
+    def _new_password(self):
+        """A new high-entropy password of ``length`` characters (the secrets module)."""
+        return "".join(secrets.choice(PASSWORD_ALPHABET) for _index in range(self.length))
+
     def _create_alternating(self):
-        password = "".join(secrets.choice(PASSWORD_ALPHABET) for _index in range(self.length))
+        password = self._new_password()
         now = datetime.now(timezone.utc)
         valid_until = now + timedelta(days=int(self.valid_until_days)) if self.valid_until_days else None
         with self._admin("issue") as conn:
