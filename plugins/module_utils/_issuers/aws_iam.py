@@ -14,22 +14,16 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import time
-import traceback
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import (
     Issuer, parse_iso, utc_iso)
 
-try:
-    import boto3
-    from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-    HAS_BOTO3 = True
-    BOTO3_IMPORT_ERROR = None
-except ImportError:
-    HAS_BOTO3 = False
-    BOTO3_IMPORT_ERROR = traceback.format_exc()
+boto3 = LazyModule("boto3")
+botocore_config = LazyModule("botocore.config")
+botocore_exceptions = LazyModule("botocore.exceptions")
 
 ARGSPEC = dict(
     user_name=dict(type="str"),
@@ -66,7 +60,7 @@ class AwsIamIssuer(Issuer):
 
     def __init__(self, config, credential):
         super(AwsIamIssuer, self).__init__(config, credential)
-        if not HAS_BOTO3:
+        if boto3.import_error():
             raise self.error(missing_required_lib("boto3"), step="preflight",
                              fix="install boto3 where the module runs (pip install boto3).")
         self.user_name = self.require("user_name")
@@ -86,7 +80,7 @@ class AwsIamIssuer(Issuer):
         verify = self.config.get("ca_path") or (self.config.get("validate_certs") is not False)
         return dict(region_name=self.config.get("region") or session.region_name or "us-east-1",
                     endpoint_url=self.config.get("endpoint_url"), verify=verify,
-                    config=Config(connect_timeout=timeout, read_timeout=timeout, retries={
+                    config=botocore_config.Config(connect_timeout=timeout, read_timeout=timeout, retries={
                         "mode": "standard", "max_attempts": 1 + (3 if retries is None else int(retries))}))
 
     def _iam_client(self, step):
@@ -101,25 +95,25 @@ class AwsIamIssuer(Issuer):
                                   aws_session_token=self.config.get("session_token"))
                 self._session = boto3.session.Session(**kwargs)
                 self._iam = self._session.client("iam", **self._client_kwargs(self._session))
-            except (BotoCoreError, ValueError) as exc:
+            except (botocore_exceptions.BotoCoreError, ValueError) as exc:
                 raise self._aws_error(exc, step, "connect to IAM")
         return self._iam
 
     def _sts_as(self, key_id, secret):
         session = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret)
         kwargs = self._client_kwargs(self._session or session)
-        kwargs["config"] = kwargs["config"].merge(Config(retries={"mode": "standard", "max_attempts": 1}))
+        kwargs["config"] = kwargs["config"].merge(botocore_config.Config(retries={"mode": "standard", "max_attempts": 1}))
         return session.client("sts", **kwargs)
 
     def _aws_error(self, exc, step, action, secrets=()):
         secrets = list(self._secrets) + list(secrets)
-        if isinstance(exc, ClientError):
+        if isinstance(exc, botocore_exceptions.ClientError):
             err = exc.response.get("Error", {})
             code = err.get("Code", "Unknown")
             return self.error("AWS refused to %s for IAM user '%s': %s: %s" % (
                 action, self.user_name, code, err.get("Message", "")), step=step, secrets=secrets,
                 fix=_FIXES.get(code, "see the AWS error above."))
-        if isinstance(exc, NoCredentialsError):
+        if isinstance(exc, botocore_exceptions.NoCredentialsError):
             return self.error("no AWS credentials to %s for IAM user '%s'." % (action, self.user_name),
                               step=step, fix="set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or AWS_PROFILE where "
                               "the module runs, or issuer.profile or issuer.access_key and issuer.secret_key.")
@@ -128,12 +122,12 @@ class AwsIamIssuer(Issuer):
 
     @staticmethod
     def _code(exc):
-        return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+        return exc.response.get("Error", {}).get("Code") if isinstance(exc, botocore_exceptions.ClientError) else None
 
     def _keys(self, step):
         try:
             return self._iam_client(step).list_access_keys(UserName=self.user_name)["AccessKeyMetadata"]
-        except (BotoCoreError, ClientError) as exc:
+        except (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError) as exc:
             raise self._aws_error(exc, step, "list the access keys")
 
     # --- the interface ---------------------------------------------------------------------
@@ -148,13 +142,13 @@ class AwsIamIssuer(Issuer):
                 deleted = inactive[0]["AccessKeyId"]
                 try:
                     iam.delete_access_key(UserName=self.user_name, AccessKeyId=deleted)
-                except (BotoCoreError, ClientError) as exc:
+                except (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError) as exc:
                     raise self._aws_error(exc, "issue", "delete the inactive access key %s" % deleted)
             else:
                 raise self._two_keys_error(keys)
         try:
             new = iam.create_access_key(UserName=self.user_name)["AccessKey"]
-        except (BotoCoreError, ClientError) as exc:
+        except (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError) as exc:
             if self._code(exc) == "LimitExceeded":
                 raise self._two_keys_error(self._keys("issue"))
             raise self._aws_error(exc, "issue", "create an access key")
@@ -198,12 +192,12 @@ class AwsIamIssuer(Issuer):
                 if self._accepts(key_id, secret):
                     return round(time.monotonic() - start, 1)
                 last = "STS answered for another identity"
-            except ClientError as exc:
+            except botocore_exceptions.ClientError as exc:
                 if self._code(exc) not in _REJECTED:
                     self._discard(key_id)
                     raise self._aws_error(exc, "issue", "check the new access key %s" % key_id, secrets=[secret])
                 last = self._code(exc)
-            except BotoCoreError as exc:
+            except botocore_exceptions.BotoCoreError as exc:
                 last = type(exc).__name__
             if time.monotonic() + interval > deadline:
                 break
@@ -218,7 +212,7 @@ class AwsIamIssuer(Issuer):
     def _discard(self, key_id):
         try:
             self._iam_client("issue").delete_access_key(UserName=self.user_name, AccessKeyId=key_id)
-        except (BotoCoreError, ClientError):
+        except (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError):
             pass
 
     def _accepts(self, key_id, secret):
@@ -237,12 +231,12 @@ class AwsIamIssuer(Issuer):
                 return False
             try:
                 iam.update_access_key(UserName=self.user_name, AccessKeyId=key_id, Status="Inactive")
-            except (BotoCoreError, ClientError) as exc:
+            except (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError) as exc:
                 raise self._aws_error(exc, "revoke", "deactivate the access key %s" % key_id)
             return True
         try:
             iam.delete_access_key(UserName=self.user_name, AccessKeyId=key_id)
-        except (BotoCoreError, ClientError) as exc:
+        except (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError) as exc:
             if self._code(exc) == "NoSuchEntity":
                 return False
             raise self._aws_error(exc, "revoke", "delete the access key %s" % key_id)
@@ -259,17 +253,17 @@ class AwsIamIssuer(Issuer):
             return None
         try:
             return self._accepts(key_id, secret)
-        except ClientError as exc:
+        except botocore_exceptions.ClientError as exc:
             if self._code(exc) in _REJECTED:
                 return False
             raise self._aws_error(exc, "test", "test the access key %s" % key_id, secrets=[secret])
-        except BotoCoreError as exc:
+        except botocore_exceptions.BotoCoreError as exc:
             raise self._aws_error(exc, "test", "test the access key %s" % key_id, secrets=[secret])
 
     def usage(self, key_id, since):
         try:
             last = self._iam_client("usage").get_access_key_last_used(AccessKeyId=key_id)
-        except (BotoCoreError, ClientError) as exc:
+        except (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError) as exc:
             if self._code(exc) == "NoSuchEntity":
                 return []
             raise self._aws_error(exc, "usage", "read the last use of access key %s" % key_id)

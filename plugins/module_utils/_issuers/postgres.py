@@ -42,21 +42,15 @@ import os
 import re
 import secrets
 import string
-import traceback
 from datetime import datetime, timedelta, timezone
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
 
-try:
-    import psycopg
-    from psycopg import sql
-    HAS_PSYCOPG = True
-    PSYCOPG_IMPORT_ERROR = None
-except ImportError:
-    HAS_PSYCOPG = False
-    PSYCOPG_IMPORT_ERROR = traceback.format_exc()
+psycopg = LazyModule("psycopg")
+sql = LazyModule("psycopg.sql")
 
 ARGSPEC = dict(
     host=dict(type="str"),
@@ -125,7 +119,7 @@ class PostgresIssuer(Issuer):
 
     def __init__(self, config, credential):
         super(PostgresIssuer, self).__init__(config, credential)
-        if not HAS_PSYCOPG:
+        if psycopg.import_error():
             raise self.error(missing_required_lib("psycopg"), step="preflight",
                              fix="install psycopg 3 where the module runs (pip install 'psycopg[binary]').")
         self.roles = self._alternating_roles()

@@ -14,28 +14,17 @@ __metaclass__ = type
 
 import os
 import time
-import traceback
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
 
-try:
-    import hvac
-    import hvac.exceptions
-    import requests.exceptions
-    HAS_HVAC = True
-    HVAC_IMPORT_ERROR = None
-except ImportError:
-    HAS_HVAC = False
-    HVAC_IMPORT_ERROR = traceback.format_exc()
-
-try:
-    from cryptography import x509
-    HAS_CRYPTOGRAPHY = True
-except ImportError:
-    HAS_CRYPTOGRAPHY = False
+hvac = LazyModule("hvac")
+hvac_exceptions = LazyModule("hvac.exceptions")
+requests_exceptions = LazyModule("requests.exceptions")
+x509 = LazyModule("cryptography.x509")
 
 ARGSPEC = dict(
     url=dict(type="str"),
@@ -55,7 +44,7 @@ ARGSPEC = dict(
 
 def cert_validity(pem):
     """(not_before, not_after) of a PEM certificate as aware datetimes, or (None, None)."""
-    if not HAS_CRYPTOGRAPHY or not pem:
+    if not pem or x509.import_error():
         return None, None
     try:
         cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
@@ -72,7 +61,7 @@ class VaultPkiIssuer(Issuer):
 
     def __init__(self, config, credential):
         super(VaultPkiIssuer, self).__init__(config, credential)
-        if not HAS_HVAC:
+        if hvac.import_error():
             raise self.error(missing_required_lib("hvac"), step="preflight",
                              fix="install hvac where the module runs (pip install hvac).")
         self.url = self.config.get("url") or os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")
@@ -112,17 +101,17 @@ class VaultPkiIssuer(Issuer):
 
     def _vault_error(self, exc, step, action):
         fix = "see the Vault error above."
-        if HAS_HVAC and isinstance(exc, hvac.exceptions.Forbidden):
+        if isinstance(exc, hvac_exceptions.Forbidden):
             fix = ("the token needs update on %s/issue/%s and %s/revoke, and read on %s/cert/*."
                    % (self.mount, self.role, self.mount, self.mount))
-        elif HAS_HVAC and isinstance(exc, hvac.exceptions.InvalidPath):
+        elif isinstance(exc, hvac_exceptions.InvalidPath):
             fix = "check issuer.mount ('%s') and issuer.role ('%s')." % (self.mount, self.role)
-        elif HAS_HVAC and isinstance(exc, hvac.exceptions.InvalidRequest):
+        elif isinstance(exc, hvac_exceptions.InvalidRequest):
             fix = ("check issuer.common_name, alt_names, ip_sans and ttl against what PKI role '%s' allows."
                    % self.role)
-        elif HAS_HVAC and isinstance(exc, hvac.exceptions.VaultDown):
+        elif isinstance(exc, hvac_exceptions.VaultDown):
             fix = "Vault is sealed or in maintenance: unseal it, then re-run."
-        elif HAS_HVAC and isinstance(exc, requests.exceptions.RequestException):
+        elif isinstance(exc, requests_exceptions.RequestException):
             fix = "check issuer.url (or VAULT_ADDR), that Vault is up, and the TLS options (validate_certs, ca_path)."
         return self.error("Vault at %s refused to %s: %s" % (self.url, action, " ".join(str(exc).split())),
                           step=step, fix=fix, secrets=self._secrets)
@@ -131,7 +120,7 @@ class VaultPkiIssuer(Issuer):
         """The cert record, or None when the serial is unknown (never issued, or tidied)."""
         try:
             return self._vault(step).secrets.pki.read_certificate(serial, mount_point=self.mount).get("data") or {}
-        except hvac.exceptions.InvalidPath:
+        except hvac_exceptions.InvalidPath:
             return None
         except Exception as exc:
             raise self._vault_error(exc, step, "read certificate %s" % serial)

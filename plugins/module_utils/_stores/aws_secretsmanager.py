@@ -39,9 +39,9 @@ import hashlib
 import json
 import os
 import re
-import traceback
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import scrub
+from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import (
     DATA_FIELDS,
     IN_FLIGHT,
@@ -50,18 +50,10 @@ from ansible_collections.credops.rotation.plugins.module_utils._stores._base imp
     iso_utc,
 )
 
-_LIB = {}
-
-
-def _boto():
-    """(boto3, botocore.config, botocore.exceptions), imported on first use (a module run
-    that uses another store kind does not pay for it). Raises ImportError when missing."""
-    if not _LIB:
-        import boto3
-        import botocore.config
-        import botocore.exceptions
-        _LIB.update(boto3=boto3, config=botocore.config, exceptions=botocore.exceptions)
-    return _LIB["boto3"], _LIB["config"], _LIB["exceptions"]
+# imported on first use: a module run that uses another store kind does not pay for them
+boto3 = LazyModule("boto3")
+botocore_config = LazyModule("botocore.config")
+botocore_exceptions = LazyModule("botocore.exceptions")
 
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
@@ -151,11 +143,8 @@ class AwsSecretsManagerStore(Store):
     @staticmethod
     def missing_library():
         """("boto3", traceback) when boto3 cannot be imported, else None."""
-        try:
-            _boto()
-        except ImportError:
-            return ("boto3", traceback.format_exc())
-        return None
+        error = boto3.import_error()
+        return ("boto3", error) if error else None
 
     def describe(self):
         return "secret %s" % self.secret_id
@@ -164,9 +153,7 @@ class AwsSecretsManagerStore(Store):
     def client(self):
         if self._client is not None:
             return self._client
-        try:
-            boto3, bconfig = _boto()[:2]
-        except ImportError:
+        if boto3.import_error():
             raise self.error("the Python library boto3 is missing", fix="pip install boto3.")
         cfg = self.config
         verify = cfg.get("validate_certs", True)
@@ -183,8 +170,8 @@ class AwsSecretsManagerStore(Store):
                                             region_name=region or None)
             return session.client(
                 "secretsmanager", endpoint_url=endpoint, verify=verify,
-                config=bconfig.Config(connect_timeout=timeout, read_timeout=timeout,
-                                      retries={"max_attempts": 3, "mode": "standard"}))
+                config=botocore_config.Config(connect_timeout=timeout, read_timeout=timeout,
+                                              retries={"max_attempts": 3, "mode": "standard"}))
 
         self._client = self._call("connecting", make)
         return self._client
@@ -192,10 +179,9 @@ class AwsSecretsManagerStore(Store):
     def _call(self, what, func, *args, **kwargs):
         secrets = list(kwargs.pop("_secrets", ()))
         missing_ok = kwargs.pop("_missing_ok", False)
-        errors = _boto()[2]
         try:
             return func(*args, **kwargs)
-        except errors.ClientError as exc:
+        except botocore_exceptions.ClientError as exc:
             err = exc.response.get("Error", {})
             code = err.get("Code", "")
             text = scrub(err.get("Message", exc), secrets)
@@ -219,26 +205,26 @@ class AwsSecretsManagerStore(Store):
                                      "another secret_id.")
             raise self.error("AWS error %s while %s: %s" % (code, what, text),
                              fix="see the AWS message above; re-run once it is fixed.")
-        except errors.NoCredentialsError:
+        except botocore_exceptions.NoCredentialsError:
             raise self.error("no AWS credentials found while %s" % what,
                              fix="set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, store.profile, "
                                  "or run where an instance / pod role is available.")
-        except errors.NoRegionError:
+        except botocore_exceptions.NoRegionError:
             raise self.error("no AWS region while %s" % what,
                              fix="set store.region or AWS_REGION / AWS_DEFAULT_REGION.")
-        except errors.ProfileNotFound as exc:
+        except botocore_exceptions.ProfileNotFound as exc:
             raise self.error("AWS profile not found while %s: %s" % (what, exc),
                              fix="fix store.profile / AWS_PROFILE.")
-        except (errors.EndpointConnectionError,
-                errors.ConnectTimeoutError,
-                errors.ReadTimeoutError) as exc:
+        except (botocore_exceptions.EndpointConnectionError,
+                botocore_exceptions.ConnectTimeoutError,
+                botocore_exceptions.ReadTimeoutError) as exc:
             raise self.error("cannot reach Secrets Manager while %s (%s)" % (what, type(exc).__name__),
                              fix="check store.region / store.endpoint_url (AWS_ENDPOINT_URL) and "
                                  "the network path to the endpoint.")
-        except errors.SSLError as exc:
+        except botocore_exceptions.SSLError as exc:
             raise self.error("TLS verification failed while %s: %s" % (what, scrub(exc, secrets)),
                              fix="set store.ca_cert to the CA bundle of the endpoint.")
-        except errors.BotoCoreError as exc:
+        except botocore_exceptions.BotoCoreError as exc:
             raise self.error("error while %s: %s" % (what, scrub(exc, secrets)),
                              fix="check the store settings (region, endpoint_url, profile).")
 

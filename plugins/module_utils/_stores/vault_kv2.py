@@ -25,9 +25,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import traceback
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import scrub
+from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import (
     DATA_FIELDS,
     IN_FLIGHT,
@@ -37,18 +37,10 @@ from ansible_collections.credops.rotation.plugins.module_utils._stores._base imp
     iso_utc,
 )
 
-_LIB = {}
-
-
-def _hvac():
-    """(hvac, hvac.exceptions, requests), imported on first use (a module run that uses
-    another store kind does not pay for it). Raises ImportError when hvac is missing."""
-    if not _LIB:
-        import hvac
-        from hvac import exceptions
-        import requests
-        _LIB.update(hvac=hvac, exceptions=exceptions, requests=requests)
-    return _LIB["hvac"], _LIB["exceptions"], _LIB["requests"]
+# imported on first use: a module run that uses another store kind does not pay for them
+hvac = LazyModule("hvac")
+hvac_exceptions = LazyModule("hvac.exceptions")
+requests = LazyModule("requests")
 
 
 DEFAULT_FIELD = "value"
@@ -82,11 +74,8 @@ class VaultKV2Store(Store):
     @staticmethod
     def missing_library():
         """("hvac", traceback) when hvac cannot be imported, else None."""
-        try:
-            _hvac()
-        except ImportError:
-            return ("hvac", traceback.format_exc())
-        return None
+        error = hvac.import_error()
+        return ("hvac", error) if error else None
 
     def describe(self):
         return "%s/%s" % (self.mount, self.path)
@@ -104,9 +93,7 @@ class VaultKV2Store(Store):
     def client(self):
         if self._client is not None:
             return self._client
-        try:
-            hvac = _hvac()[0]
-        except ImportError:
+        if hvac.import_error():
             raise self.error("the Python library hvac is missing", fix="pip install hvac.")
         cfg = self.config
         verify = cfg.get("validate_certs", True)
@@ -146,7 +133,6 @@ class VaultKV2Store(Store):
         """Run one hvac call, turning library errors into a RotationError."""
         secrets = list(self._secrets()) + list(kwargs.pop("_secrets", ()))
         none_on_404 = kwargs.pop("_none_on_404", False)
-        _lib, hvac_exceptions, requests = _hvac()
         try:
             return func(*args, **kwargs)
         except hvac_exceptions.InvalidPath as exc:
