@@ -120,3 +120,16 @@ options:
             or pod role).
         type: str
 """
+
+    # The same block, optional: for modules that can also work without a store
+    # (credops.rotation.revoke_key reads the value to revoke from it when given).
+    OPTIONAL = DOCUMENTATION.replace(
+        "        the secrets manager that holds the current and the previous value.\n"
+        "      - Options not used by the chosen O(store.kind) are ignored.\n"
+        "    type: dict\n"
+        "    required: true\n",
+        "        the secrets manager that holds the current and the previous value.\n"
+        "      - Options not used by the chosen O(store.kind) are ignored.\n"
+        "      - Optional here; see the module's description of what it reads from the store.\n"
+        "    type: dict\n"
+        "    required: false\n", 1)

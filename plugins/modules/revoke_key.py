@@ -28,6 +28,10 @@ description:
     the role's current password, and revoke refuses unless O(force); a rollback passes
     O(restore_secret) to set the previous password again. C(generated) nothing to revoke
     (RV(revoked) is C(false))."
+  - With O(store), the value to revoke is read from the credential's store in the same run (the
+    previous value while a rotation is in flight, else the current one; O(key_id), if given, picks
+    the value by its id). That is the emergency runbook's first step in one task, with nothing
+    between the start of the run and the revocation but one read of the store.
 options:
   credential:
     description:
@@ -79,6 +83,13 @@ options:
         (C(rotation_quiet_seconds)); C(0) checks once. Not waited on in check mode.
     type: int
     default: 0
+  incident:
+    description:
+      - With O(store), the incident this revocation answers. When the store records that this
+        incident was already handled (phase C(finished), metadata C(last_incident) equal to it), the
+        value the store holds now is the replacement, so nothing is revoked and RV(already_handled)
+        is C(true). Running the same emergency again never kills the new value.
+    type: str
   force:
     description:
       - Revoke even when the guard saw the value in use, and for C(postgres) even when the value is
@@ -89,6 +100,7 @@ options:
 extends_documentation_fragment:
   - credops.rotation.issuer
   - credops.rotation.http
+  - credops.rotation.store.optional
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -130,6 +142,16 @@ EXAMPLES = r"""
     issuer: {kind: aws_iam, user_name: integration-service-account}
     key_id: AKIAIOSFODNN7EXAMPLE
 
+- name: Emergency, revoke whatever the store holds as the compromised value, and prove it dead
+  credops.rotation.revoke_key:
+    credential: payment-gateway-api
+    issuer: "{{ rotation_credentials['payment-gateway-api'].issuer }}"
+    store: "{{ rotation_credentials['payment-gateway-api'].store }}"
+    incident: INC-2041
+    prove_dead: true
+    force: true
+  register: revoked
+
 - name: Rollback of a database password, the previous one is set again, the new one ends
   credops.rotation.revoke_key:
     credential: orders-db
@@ -156,6 +178,20 @@ revoked:
   returned: always
   type: bool
   sample: true
+already_handled:
+  description:
+    - With O(incident), C(true) when the store showed that incident already handled; nothing was revoked.
+  returned: when O(store) is given
+  type: bool
+  sample: false
+store_state:
+  description:
+    - With O(store), what the store held when it was read, before the revocation, without any
+      value - C(phase), C(in_flight), C(key_id), C(old_key_id), C(new_key_id), C(metadata), ...
+      as RV(credops.rotation.secret_store#module:phase) and its siblings describe them.
+  returned: when O(store) is given
+  type: dict
+  sample: {phase: finished, in_flight: false, key_id: key_8d1c0a, old_key_id: null, metadata: {rotation_phase: finished}}
 proven_dead:
   description:
     - C(true) when O(prove_dead) found the value refused by the issuer; C(null) when not asked,
@@ -208,6 +244,8 @@ from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, parse_iso
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import (
     ISSUER_ARGSPEC, issuer_from_params)
+from ansible_collections.credops.rotation.plugins.module_utils._stores._base import public_view
+from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import get_store, store_option_spec
 
 
 def argument_spec():
@@ -222,9 +260,35 @@ def argument_spec():
         unused_since=dict(type="str"),
         quiet_seconds=dict(type="int", default=0),
         force=dict(type="bool", default=False),
+        store=dict(store_option_spec(), required=False),
+        incident=dict(type="str"),
     )
     spec.update(HTTP_ARGSPEC)
     return spec
+
+
+def from_store(store, params):
+    """Fill params' key_id and secret from the store; (public view of the state, already_handled,
+    the values read, which the caller must treat as no_log values).
+
+    The value at risk is the previous one while a rotation is in flight, else the current one;
+    a key_id given picks the value by its id instead (its secret, when the store has it)."""
+    state = store.read()
+    view = public_view(state)
+    values = [state[slot] for slot in ("current", "pending", "previous", "old", "new") if state.get(slot)]
+    incident = params.get("incident")
+    if incident and state.get("phase") == "finished" and \
+            (state.get("metadata") or {}).get("last_incident") == incident:
+        return view, True, values
+    if not params.get("key_id"):
+        params["key_id"] = state.get("old_id") if view["in_flight"] else state.get("current_id")
+    if params.get("secret") is None:
+        slots = ("old", "current", "pending", "previous") if view["in_flight"] else ("current",)
+        for slot in slots:
+            if state.get(slot) is not None and state.get(slot + "_id") == params["key_id"]:
+                params["secret"] = state[slot]
+                break
+    return view, False, values
 
 
 def _what(key_id):
@@ -364,15 +428,32 @@ def prove_dead(issuer, credential, key_id, secret, timeout, warn):
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     credential = module.params["credential"]
+    stored = {}
     try:
         issuer = issuer_from_params(module.params)
+        if module.params["store"]:
+            view, handled, values = from_store(get_store(module.params["store"], credential), module.params)
+            # values read here were not among the task's arguments: mask them like no_log options
+            module.no_log_values.update(values)
+            stored = dict(store_state=view, already_handled=handled)
+            if handled:
+                module.exit_json(changed=False, kind=issuer.kind, key_id=view["key_id"], revoked=False,
+                                 proven_dead=None, usage=None, restored=False, forced=bool(module.params["force"]),
+                                 msg="credential '%s': incident %s was already handled; key %s in the store is its "
+                                     "replacement, nothing was revoked." % (
+                                         credential, module.params["incident"], view["key_id"]), **stored)
+            if module.params["prove_dead"] and module.params["secret"] is None:
+                module.params["prove_dead"] = False
+                module.warn("credential '%s': the store has no value for key %s, so it cannot be proven dead."
+                            % (credential, module.params["key_id"]))
         changed, result = revoke(issuer, module.params, module.check_mode, module.warn)
     except RotationError as exc:
         module.fail_json(msg=str(exc), step=exc.step, changed=getattr(exc, "changed", False))
     except Exception as exc:  # a bug or an unforeseen library error: still no secret in the message
         module.fail_json(msg="credential '%s', step revoke: unexpected %s: %s" % (
-            credential, type(exc).__name__, scrub(exc, [module.params.get("secret")])),
+            credential, type(exc).__name__, scrub(exc, [module.params.get("secret")] + sorted(module.no_log_values))),
             exception=traceback.format_exc())
+    result.update(stored)
     module.exit_json(changed=changed, **result)
 
 

@@ -70,3 +70,23 @@ def test_tags_revoke_only_kills_the_key(emergency):
     assert proc.returncode == 0, proc.stdout[-6000:]
     data, meta = scenarios.kv_read(lab, name)
     assert data["key_id"] != old_id and meta["custom_metadata"]["rotation_phase"] == "finished"
+    # the same incident again: the store says it was handled, so the replacement is not revoked
+    proc = run_playbook("playbooks/emergency.yml", inventory=inventory, env=lab.env(),
+                        extra_vars={"credential": name, "incident": "INC-7"})
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert "already handled" in proc.stdout
+    assert lab.provider.test_key(data["api_key"]) == 200
+    assert not any(r["method"] == "DELETE" and r["key_id"] == data["key_id"] for r in lab.provider.requests())
+    again, _meta = scenarios.kv_read(lab, name)
+    assert again["key_id"] == data["key_id"]
+
+
+def test_a_run_without_the_revoke_step_reads_the_store_itself(emergency):
+    lab, name, old_id, old_secret, inventory = emergency
+    # --skip-tags revoke: the other steps still know the store's state (read separately)
+    proc = run_playbook("playbooks/emergency.yml", inventory=inventory, env=lab.env(), tags="record",
+                        extra_vars={"credential": name, "incident": "INC-8"})
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert "read the store (when the revoke step is not part of this run)" in proc.stdout
+    assert lab.provider.test_key(old_secret) == 200  # nothing revoked without the revoke step
+    assert (lab.workdir / "incidents" / "INC-8.md").exists()

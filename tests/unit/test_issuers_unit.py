@@ -588,6 +588,9 @@ def test_module_docs_mirror_the_argspec(module):
     options = dict(doc["options"])
     options.update(yaml.safe_load(issuer.ModuleDocFragment.DOCUMENTATION)["options"])
     options.update(yaml.safe_load(http.ModuleDocFragment.DOCUMENTATION)["options"])
+    if "credops.rotation.store.optional" in doc["extends_documentation_fragment"]:
+        from ansible_collections.credops.rotation.plugins.doc_fragments import store
+        options.update(yaml.safe_load(store.ModuleDocFragment.OPTIONAL)["options"])
     spec = module.argument_spec()
     assert sorted(options) == sorted(spec)
     for name, item in spec.items():
