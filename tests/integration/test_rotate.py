@@ -255,3 +255,66 @@ def test_rollback_playbook_on_demand(scenario):
     proc = run_playbook("playbooks/rollback.yml", inventory=sc.inventory, env=lab.env(),
                         extra_vars={"credential": sc.name})
     assert proc.returncode != 0 and "no rotation in flight" in proc.stdout
+
+
+def test_check_mode_reports_the_plan_and_changes_nothing(scenario):
+    sc = scenario
+    lab = sc.lab
+    requests_before = len(lab.provider.requests())
+    data_before, meta_before = scenarios.kv_read(lab, sc.name)
+    env_before = {h.name: h.read_file("/etc/application/environment") for h in lab.hosts}
+    proc = run_playbook("playbooks/rotate.yml", inventory=sc.inventory, check=True, verbosity=2,
+                        extra_vars={"credentials": [sc.name], "force": True}, env=lab.env())
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    assert "Check mode, nothing is changed. Would rotate: " + sc.name in proc.stdout
+    assert "consumer hosts: " in proc.stdout and lab.hosts[0].name in proc.stdout
+    assert "Check mode: nothing was changed; a real run would rotate: " + sc.name in proc.stdout
+    # nothing changed anywhere, checked with the services' own clients
+    writes = [r for r in lab.provider.requests()[requests_before:] if r["method"] in ("POST", "DELETE", "PATCH")]
+    assert writes == []
+    data_after, meta_after = scenarios.kv_read(lab, sc.name)
+    assert (data_after, meta_after["current_version"]) == (data_before, meta_before["current_version"])
+    assert {h.name: h.read_file("/etc/application/environment") for h in lab.hosts} == env_before
+    assert lab.audit_entries() == []
+    _assert_no_secret([proc.stdout, proc.stderr], sc.old_secret)
+
+
+def test_a_credential_stopped_by_the_revoke_guard_does_not_stop_the_others(scenario):
+    """A: an unknown consumer keeps using the old key, so the guard keeps it (phase verified).
+    B, later in the same run: still finishes. The run fails naming A, and says B finished."""
+    sc, lab = scenario, scenario.lab
+    other = sc.name[:30] + "-b"
+    b_old_id, b_old_secret = scenarios.seed_api_key(lab, other, hosts=[], k8s=True, namespace=other)
+    b_record = scenarios.api_key_record(lab, other, k8s=True, namespace=other)
+    b_record["consumers"] = [c for c in b_record["consumers"] if c["kind"] == "kubernetes"]
+    inventory = lab.write_inventory(
+        path=lab.workdir / ("inv-%s-two.yml" % sc.name), credentials={sc.name: sc.record, other: b_record},
+        groups={"web": [h.name for h in lab.hosts], "batch": [lab.hosts[-1].name]})
+    stop = threading.Event()
+
+    def forgotten_consumer():
+        while not stop.is_set():
+            lab.provider.test_key(sc.old_secret)
+            stop.wait(0.3)
+    user = threading.Thread(target=forgotten_consumer, daemon=True)
+    user.start()
+    try:
+        proc = run_playbook("playbooks/rotate.yml", inventory=inventory, env=lab.env(), timeout=600,
+                            extra_vars={"credentials": [sc.name, other], "rotation_quiet_seconds": 2})
+    finally:
+        stop.set()
+        user.join(10)
+    assert proc.returncode != 0
+    assert "Not finished: %s: " % sc.name in proc.stdout and "was used" in proc.stdout, proc.stdout[-6000:]
+    assert "Finished: %s." % other in proc.stdout
+    # A: the new value is live everywhere and current, the old one kept (not revoked)
+    data, meta = scenarios.kv_read(lab, sc.name)
+    assert meta["custom_metadata"]["rotation_phase"] == "verified" and data["key_id"] != sc.old_id
+    assert lab.provider.test_key(sc.old_secret) == 200 and lab.provider.test_key(data["api_key"]) == 200
+    # B: finished in the same run, its old key dead
+    b_data, b_meta = scenarios.kv_read(lab, other)
+    assert b_meta["custom_metadata"]["rotation_phase"] == "finished" and b_data["key_id"] != b_old_id
+    assert lab.provider.test_key(b_old_secret) == 401 and lab.provider.test_key(b_data["api_key"]) == 200
+    events = [(e["credential"], e["event"]) for e in lab.audit_entries()]
+    assert (sc.name, "revoke_blocked") in events and (other, "finished") in events
+    _assert_no_secret([proc.stdout, proc.stderr], sc.old_secret, b_old_secret, data["api_key"], b_data["api_key"])
