@@ -9,6 +9,8 @@ __metaclass__ = type
 import datetime
 
 from ansible_collections.credops.rotation.plugins.module_utils import _policy
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import utc_iso
+from ansible_collections.credops.rotation.plugins.module_utils._issuers.vault_pki import cert_validity
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import IN_FLIGHT
 
 DOCUMENTATION = r"""
@@ -144,6 +146,18 @@ def certificate_validity(state):
     return not_before or None, not_after
 
 
+def certificate_record(pem, serial=None):
+    """What the store records beside a certificate's private key, from the PEM certificate:
+    ``data`` (certificate, not_before, not_after) and ``metadata`` (not_before, not_after,
+    certificate_serial), as the issue step writes them; empty when ``pem`` is no certificate."""
+    not_before, not_after = cert_validity(pem)
+    if not_after is None:
+        return {"data": {}, "metadata": {}}
+    dates = {"not_before": utc_iso(not_before), "not_after": utc_iso(not_after)}
+    metadata = dict(dates, certificate_serial=serial) if serial else dict(dates)
+    return {"data": dict(dates, certificate=pem), "metadata": metadata}
+
+
 def due_names(names, credentials, states, now=None):
     """The names among ``names`` that are due now: overdue by the policy, or of unknown age.
 
@@ -182,4 +196,5 @@ class FilterModule(object):
     def filters(self):
         return {"rotation_plan": rotation_plan, "rotation_outcome": rotation_outcome,
                 "due_names": due_names, "failed_credentials": failed_credentials,
-                "emergency_delay": emergency_delay, "queue_label": queue_label}
+                "emergency_delay": emergency_delay, "queue_label": queue_label,
+                "certificate_record": certificate_record}

@@ -190,6 +190,16 @@ def test_due_by_the_recorded_validity(rotation_lab):
         assert tls.kv_read(lab, name)[0]["key_id"] == serial
 
 
+def _describes_the_old_certificate(sc, data, meta):
+    """After a roll back the store's record beside the key (certificate, validity, serial) is
+    the old certificate's again, not the revoked new one's."""
+    assert tls.first_certificate(data["certificate"]).serial_number == sc.old_serial
+    custom = meta["custom_metadata"]
+    assert tls.serial_int(custom["certificate_serial"]) == sc.old_serial
+    old = tls.first_certificate(sc.old["certificate"])
+    assert custom["not_after"] == data["not_after"] == old.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def test_failed_verification_rolls_back(make_scenario):
     """The consumer reloads (`reload: true`); on the second host the reload does nothing, so it
     keeps presenting the old certificate and its verification (expect_serial) fails: the
@@ -209,6 +219,7 @@ def test_failed_verification_rolls_back(make_scenario):
     data, meta = tls.kv_read(lab, sc.name)
     assert tls.serial_int(data["key_id"]) == sc.old_serial and data[tls.FIELD] == sc.old["private_key"]
     assert meta["custom_metadata"]["rotation_phase"] == "rolled_back"
+    _describes_the_old_certificate(sc, data, meta)
     pending, _pending_meta = tls.kv_read(lab, sc.name, version=2)
     new_serial = tls.serial_int(pending["key_id"])
     assert new_serial != sc.old_serial
@@ -280,6 +291,7 @@ def test_rollback_playbook_restores_the_old_certificate(make_scenario):
     data, meta = tls.kv_read(lab, sc.name)
     assert tls.serial_int(data["key_id"]) == sc.old_serial and data[tls.FIELD] == sc.old["private_key"]
     assert meta["custom_metadata"]["rotation_phase"] == "rolled_back"
+    _describes_the_old_certificate(sc, data, meta)
     assert sc.served_serials(serial=sc.old_serial) == [sc.old_serial] * len(lab.hosts)
     assert host.read_file(files["key_file"]).strip() == sc.old["private_key"].strip()
     assert new_serial in tls.crl_serials(lab) and sc.old_serial not in tls.crl_serials(lab)

@@ -201,3 +201,27 @@ def test_due_names_certificate_dates_only_count_for_certificates():
     creds = {"k": {"type": "api_key", "risk": "high"}}
     state = {"last_rotated": "2026-11-30T00:00:00Z", "metadata": {"not_after": "2026-01-01T00:00:00Z"}}
     assert plan.due_names(["k"], creds, {"k": state}, now=NOW) == []
+
+
+def test_certificate_record_reads_the_validity_and_keeps_the_serial():
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from ansible_collections.credops.rotation.plugins.filter.plan import certificate_record
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "old.lab.test")])
+    start = dt.datetime(2026, 11, 1, 12, 0, tzinfo=dt.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(0x1234).not_valid_before(start).not_valid_after(start + dt.timedelta(days=3))
+            .sign(key, hashes.SHA256()))
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    record = certificate_record(pem, "12-34")
+    assert record["data"] == {"certificate": pem, "not_before": "2026-11-01T12:00:00Z",
+                              "not_after": "2026-11-04T12:00:00Z"}
+    assert record["metadata"] == {"not_before": "2026-11-01T12:00:00Z", "not_after": "2026-11-04T12:00:00Z",
+                                  "certificate_serial": "12-34"}
+    assert certificate_record("not a certificate", "12-34") == {"data": {}, "metadata": {}}
+    assert certificate_record("", None) == {"data": {}, "metadata": {}}
