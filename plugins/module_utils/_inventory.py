@@ -296,6 +296,7 @@ def _validate_record(report, path, record, inventory, now, claims):
             elif isinstance(cname, str):
                 seen[cname] = index
             _validate_consumer(report, cpath, consumer, inventory, path, claims)
+            _external_secret_store(report, cpath, consumer, record.get("store"))
     _validate_webhook(report, path, record, ctype, inventory, claims)
     _validate_tls_consumers(report, path, record, ctype)
     _validate_ids_and_roles(report, path, record, inventory, claims)
@@ -595,6 +596,20 @@ def _host_ref(report, path, value, inventory, required=True, what="hosts"):
         if not inventory.exists(name):
             report.error(path, "%s is neither a host nor a group of the inventory" % _show(name),
                          "add it to the inventory, or correct the name")
+
+
+def _external_secret_store(report, path, consumer, store):
+    """An ExternalSecret syncs what AWS Secrets Manager labels AWSCURRENT; the rotation keeps the
+    new value AWSPENDING until every consumer verified it, so a force-sync would deploy the old
+    value (and later overwrite a Secret written directly)."""
+    if consumer.get("kind") != "kubernetes" or consumer.get("external_secret") in (None, ""):
+        return
+    if isinstance(store, dict) and store.get("kind") == "aws_secretsmanager":
+        report.error(path + ".external_secret",
+                     "an ExternalSecret reads AWSCURRENT, but with an aws_secretsmanager store the new value is "
+                     "AWSPENDING until every consumer verified it",
+                     "let the rotation write the Kubernetes Secret itself: `secret: NAME` without `external_secret:` "
+                     "(and stop the ExternalSecret from managing that Secret)")
 
 
 def _validate_consumer(report, path, consumer, inventory, credential, claims):

@@ -314,6 +314,17 @@ def test_kubernetes_consumer_needs_secret_or_external_secret():
                       "Kubernetes Secret to write (`secret:`) or the ExternalSecret to force-sync (`external_secret:`)."]
 
 
+def test_external_secret_with_an_aws_secretsmanager_store_is_refused():
+    credentials = copy.deepcopy(CONTRACT)
+    credentials[NAME]["store"] = {"kind": "aws_secretsmanager", "secret_id": NAME}
+    errors, _warnings = validate(credentials)
+    assert len(errors) == 1
+    assert errors[0].startswith("payment-gateway-api.consumers[1].external_secret: an ExternalSecret reads AWSCURRENT")
+    assert "`secret: NAME` without `external_secret:`" in errors[0]
+    del credentials[NAME]["consumers"][1]["external_secret"]
+    assert validate(credentials)[0] == []
+
+
 @pytest.mark.parametrize("value,problem", [
     (None, "rotation_credentials: is not defined"),
     (["a"], "rotation_credentials: must be a mapping of credential name to record, got list"),
