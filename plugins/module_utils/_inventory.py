@@ -28,6 +28,9 @@ except ImportError:  # pragma: no cover - reported as a validation error
     HAS_JMESPATH = False
 
 from ansible_collections.credops.rotation.plugins.module_utils import _policy
+from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
+from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUER_ARGSPEC, ISSUERS
+from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import STORE_ARGSPEC
 
 ISSUER_KINDS = ("rest", "aws_iam", "postgres", "vault_pki", "generated")
 STORE_KINDS = ("vault_kv2", "aws_secretsmanager")
@@ -58,33 +61,31 @@ MIN_GENERATED_LENGTH = 16
 KNOWN = {
     "record": ("type", "risk", "max_age_days", "rotation_contact", "last_rotated", "issuer",
                "store", "consumers", "description", "notes", "tags"),
-    "issuer.rest": ("kind", "base_url", "auth", "create", "revoke", "test", "usage",
-                    "validate_certs", "ca_path", "timeout", "retries", "headers"),
-    "issuer.aws_iam": ("kind", "user_name", "region", "endpoint_url", "profile", "wait_seconds",
-                       "wait_timeout"),
-    "issuer.postgres": ("kind", "host", "port", "db", "admin_user", "admin_password", "role",
-                        "sslmode", "connect_timeout", "password_encryption"),
-    "issuer.vault_pki": ("kind", "mount", "role", "common_name", "ttl", "url", "alt_names",
-                         "ip_sans", "auth", "namespace", "validate_certs", "ca_path"),
-    "issuer.generated": ("kind", "length", "alphabet", "encoding"),
-    "auth": ("type", "token", "username", "password", "name", "value"),
-    "create": ("method", "path", "body", "form", "expect_status", "secret_path", "id_path", "headers"),
-    "revoke": ("method", "path", "expect_status", "body", "form", "headers"),
-    "test": ("method", "path", "header", "format", "expect_status"),
-    "usage": ("method", "path", "events_path", "time_path", "source_path", "expect_status"),
-    "store.vault_kv2": ("kind", "url", "mount", "path", "field", "auth", "namespace", "token",
-                        "role_id", "secret_id", "auth_method", "validate_certs", "ca_path", "timeout"),
-    "store.aws_secretsmanager": ("kind", "secret_id", "region", "endpoint_url", "profile", "field",
-                                 "kms_key_id"),
-    "consumer.systemd": ("name", "kind", "hosts", "env_file", "env_var", "service", "verify",
-                         "restart", "serial", "throttle", "owner", "group", "mode"),
+    # what the deploy role and the verify step use (anything else is warned about, and ignored)
+    "consumer.systemd": ("name", "kind", "hosts", "env_file", "env_var", "service", "verify"),
     "consumer.kubernetes": ("name", "kind", "cluster", "namespace", "external_secret", "secret",
-                            "secret_key", "deployments", "verify", "context", "kubeconfig",
-                            "rollout_timeout"),
-    "consumer.batch": ("name", "kind", "hosts", "env_file", "env_var", "verify", "schedule"),
-    "verify": ("url", "status", "json", "method", "headers", "timeout", "validate_certs", "ca_path",
-               "retries", "deadline", "interval", "body"),
+                            "secret_key", "deployments", "verify", "wait_timeout"),
+    "consumer.batch": ("name", "kind", "hosts", "env_file", "env_var", "verify"),
+    "verify": ("url", "status", "json", "method", "validate_certs", "ca_path"),
 }
+
+# The issuer and store blocks go to the modules as they are, and a module refuses a field its
+# argument spec does not know (Unsupported parameters), possibly after something changed (the
+# store step comes after the issue step). So their fields come from those argument specs:
+# a field of another kind is ignored (a warning), a field no kind has is an error.
+_REST_OPTIONS = ISSUERS["rest"].ARGSPEC
+for _kind, _cls in ISSUERS.items():
+    KNOWN["issuer." + _kind] = ("kind",) + tuple(HTTP_ARGSPEC) + tuple(_cls.ARGSPEC)
+for _block in ("auth", "create", "revoke", "test", "usage"):
+    KNOWN[_block] = tuple(_REST_OPTIONS[_block]["options"])
+# STORE_ARGSPEC is the union of both kinds: these four are aws_secretsmanager's own
+_AWS_STORE_ONLY = ("secret_id", "region", "endpoint_url", "profile")
+KNOWN["store.vault_kv2"] = tuple(k for k in STORE_ARGSPEC if k not in _AWS_STORE_ONLY)
+KNOWN["store.aws_secretsmanager"] = ("kind",) + _AWS_STORE_ONLY + ("field", "validate_certs", "ca_cert", "timeout")
+#: what the modules accept at all, per block (the union over the kinds)
+ACCEPTED = dict((_block, tuple(_REST_OPTIONS[_block]["options"])) for _block in ("auth", "create", "revoke", "test", "usage"))
+ACCEPTED["issuer"] = tuple(ISSUER_ARGSPEC["options"])
+ACCEPTED["store"] = tuple(STORE_ARGSPEC)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CONSUMER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
@@ -132,10 +133,18 @@ class _Report(object):
     def warn(self, path, text):
         self.warnings.append("%s: %s" % (path, text))
 
-    def unknown_fields(self, path, mapping, known_key):
+    def unknown_fields(self, path, mapping, known_key, accepted_key=None):
+        """Warn about fields not in KNOWN[known_key]; with accepted_key, fields not even in
+        ACCEPTED[accepted_key] (a module would refuse them) are errors."""
         known = KNOWN[known_key]
+        accepted = ACCEPTED.get(accepted_key) if accepted_key else None
         for key in mapping:
-            if key not in known:
+            if key in known:
+                continue
+            if accepted is not None and key not in accepted:
+                self.error("%s.%s" % (path, key), "unknown field, the modules refuse it",
+                           "remove it or fix its name; the fields of this block are: %s" % ", ".join(sorted(known)))
+            else:
                 self.warn("%s.%s" % (path, key),
                           "unknown field, ignored (known here: %s)" % ", ".join(known))
 
@@ -315,7 +324,7 @@ def _validate_issuer(report, path, issuer, ctype):
     if ctype and kind not in COMPATIBLE_ISSUERS[ctype]:
         report.error(path + ".kind", "type %s cannot be issued by %s" % (ctype, kind),
                      "use issuer kind %s for type %s" % (" or ".join(COMPATIBLE_ISSUERS[ctype]), ctype))
-    report.unknown_fields(path, issuer, "issuer." + kind)
+    report.unknown_fields(path, issuer, "issuer." + kind, "issuer")
     {"rest": _validate_rest, "aws_iam": _validate_aws_iam, "postgres": _validate_postgres,
      "vault_pki": _validate_vault_pki, "generated": _validate_generated}[kind](report, path, issuer)
 
@@ -419,7 +428,7 @@ def _validate_rest(report, path, issuer):
     if _mapping(report, path + ".create", create, True,
                 "describe the request that makes a new key: method, path, secret_path, id_path"):
         cpath = path + ".create"
-        report.unknown_fields(cpath, create, "create")
+        report.unknown_fields(cpath, create, "create", "create")
         _method(report, cpath + ".method", create.get("method"), "POST")
         _api_path(report, cpath + ".path", create.get("path"), ())
         if "body" in create and "form" in create:
@@ -435,7 +444,7 @@ def _validate_rest(report, path, issuer):
     if _mapping(report, path + ".revoke", revoke, True,
                 "describe the request that revokes a key, e.g. `revoke: {method: DELETE, path: /v1/api-keys/{id}}`"):
         rpath = path + ".revoke"
-        report.unknown_fields(rpath, revoke, "revoke")
+        report.unknown_fields(rpath, revoke, "revoke", "revoke")
         _method(report, rpath + ".method", revoke.get("method"), "DELETE")
         _api_path(report, rpath + ".path", revoke.get("path"), ("id",), ("id",), example="/v1/api-keys/{id}")
         _statuses(report, rpath + ".expect_status", revoke.get("expect_status"))
@@ -443,7 +452,7 @@ def _validate_rest(report, path, issuer):
     test = issuer.get("test")
     if _mapping(report, path + ".test", test, False, "describe the request that proves a key works"):
         tpath = path + ".test"
-        report.unknown_fields(tpath, test, "test")
+        report.unknown_fields(tpath, test, "test", "test")
         _method(report, tpath + ".method", test.get("method"), "GET")
         _api_path(report, tpath + ".path", test.get("path"), ("id",), example="/v1/test")
         header = test.get("header")
@@ -466,7 +475,7 @@ def _validate_rest(report, path, issuer):
     usage = issuer.get("usage")
     if _mapping(report, path + ".usage", usage, False, "describe the issuer's record of who used a key"):
         upath = path + ".usage"
-        report.unknown_fields(upath, usage, "usage")
+        report.unknown_fields(upath, usage, "usage", "usage")
         _method(report, upath + ".method", usage.get("method"), "GET")
         _api_path(report, upath + ".path", usage.get("path"), ("id", "since"), ("id",),
                   example="/v1/audit-log?api_key_id={id}&since={since}")
@@ -542,7 +551,7 @@ def _validate_store(report, path, store):
     if kind not in STORE_KINDS:
         report.error(path + ".kind", "unknown store kind %s" % _show(kind), "use one of: " + ", ".join(STORE_KINDS))
         return
-    report.unknown_fields(path, store, "store." + kind)
+    report.unknown_fields(path, store, "store." + kind, "store")
     field = store.get("field")
     if field is not None:
         if not _is_str(field):
@@ -750,7 +759,7 @@ def _auth(report, path, auth, fix):
     """An HTTP API's admin credentials: {type: bearer|basic|header, ...} (rest issuers, senders)."""
     if not _mapping(report, path, auth, True, fix):
         return
-    report.unknown_fields(path, auth, "auth")
+    report.unknown_fields(path, auth, "auth", "auth")
     atype = auth.get("type")
     needed = {"bearer": ("token",), "basic": ("username", "password"), "header": ("name", "value")}
     if atype not in AUTH_TYPES:
@@ -885,7 +894,6 @@ def _validate_webhook(report, path, record, ctype, inventory, claims):
 # grants, instead of `role`). See docs/runbooks/aws.md and docs/runbooks/database.md.
 
 KNOWN["consumer.systemd"] = KNOWN["consumer.systemd"] + ("id_env_var",)
-KNOWN["issuer.postgres"] = KNOWN["issuer.postgres"] + ("roles",)
 _PG_ROLE_MAX = 63  # NAMEDATALEN - 1 bytes
 
 

@@ -340,12 +340,45 @@ def test_unknown_fields_warn_but_do_not_fail():
     credentials = copy.deepcopy(CONTRACT)
     credentials[NAME]["owner_team"] = "payments"
     credentials[NAME]["consumers"][0]["restart_delay"] = 5
-    credentials[NAME]["issuer"]["create"]["timeout_s"] = 3
+    credentials[NAME]["issuer"]["user_name"] = "svc"  # an aws_iam field on a rest issuer: ignored
     errors, warnings = validate(credentials)
     assert errors == []
     assert sorted(w.split(":", 1)[0] for w in warnings) == [
-        NAME + ".consumers[0].restart_delay", NAME + ".issuer.create.timeout_s", NAME + ".owner_team"]
+        NAME + ".consumers[0].restart_delay", NAME + ".issuer.user_name", NAME + ".owner_team"]
     assert all("unknown field, ignored" in w for w in warnings)
+
+
+@pytest.mark.parametrize("block, field", [
+    (("issuer", "create"), "timeout_s"),
+    (("issuer", "create"), "headers"),
+    (("issuer", "auth"), "tokn"),
+    (("issuer",), "wait_seconds"),
+    (("store",), "ca_path"),
+    (("store",), "secret_id_typo"),
+])
+def test_fields_the_modules_would_refuse_are_errors(block, field):
+    """The issuer and store blocks go to the modules whole; a field no module accepts would fail
+    the run there, after the issue step for the store: preflight refuses it first."""
+    credentials = copy.deepcopy(CONTRACT)
+    target = credentials[NAME]
+    for key in block:
+        target = target[key]
+    target[field] = "x"
+    errors, _warnings = validate(credentials)
+    path = ".".join((NAME,) + block + (field,))
+    assert [e.split(":", 1)[0] for e in errors] == [path]
+    assert "unknown field, the modules refuse it" in errors[0]
+
+
+def test_every_field_the_modules_accept_is_known_to_preflight():
+    from ansible_collections.credops.rotation.plugins.module_utils import _inventory
+    from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUERS
+    from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import STORE_ARGSPEC
+    for kind, cls in ISSUERS.items():
+        assert set(cls.ARGSPEC) <= set(_inventory.KNOWN["issuer." + kind])
+    assert set(STORE_ARGSPEC) == set(_inventory.ACCEPTED["store"])
+    assert set(_inventory.KNOWN["store.vault_kv2"]) | set(_inventory.KNOWN["store.aws_secretsmanager"]) == set(STORE_ARGSPEC)
+    assert set(_inventory.KNOWN["create"]) == set(ISSUERS["rest"].ARGSPEC["create"]["options"])
 
 
 def test_relaxed_policy_and_plain_http_warn():
