@@ -5,12 +5,16 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.collections
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo test unit lint sanity clean lab-down
+.PHONY: setup demo demo-more test unit lint sanity molecule clean lab-down
 setup:
 	./scripts/setup.sh
 
 demo: setup
 	$(VENV)/bin/python -m tests.lab demo
+
+# a certificate, a database password (alternating roles) and an AWS key, rotated end to end
+demo-more: setup
+	$(VENV)/bin/python -m tests.lab demo-more
 
 test: setup
 	$(VENV)/bin/python -m pytest
@@ -20,6 +24,10 @@ unit: setup
 
 sanity: setup
 	./scripts/sanity.sh
+
+# the molecule scenario: the standard rotation on the lab's systemd hosts (extensions/molecule)
+molecule: setup
+	$(VENV)/bin/molecule test -s systemd_rotation
 
 lab-down:
 	$(VENV)/bin/python -m tests.lab down

@@ -65,9 +65,15 @@ def lab_env(openbao, moto):
 
 
 def pytest_collection_modifyitems(config, items):
-    # The lab's own self-tests first: they boot and tear down their own systemd hosts, which
-    # must happen before the session's shared lab (rotation_lab) holds the hosts' bridge.
-    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/integration/test_lab_") else 1)
+    # The lab's own self-tests first, then the demo test (tests/integration/test_demo.py, which
+    # starts `python -m tests.lab demo-more`, a lab of its own), then the molecule scenario
+    # (tests/integration/test_molecule.py: `molecule test` starts a lab daemon of its own and
+    # stops it): they boot and tear down their own systemd hosts, which must happen before the
+    # session's shared lab (rotation_lab) holds the hosts' bridge until the session ends.
+    own_hosts_first = ("tests/integration/test_lab_", "tests/integration/test_demo.py",
+                       "tests/integration/test_molecule.py")
+    items.sort(key=lambda item: next((i for i, prefix in enumerate(own_hosts_first)
+                                      if item.nodeid.startswith(prefix)), len(own_hosts_first)))
     # Integration tests must not silently skip: there is no Docker-style opt-out here.
     if os.geteuid() != 0:
         skip = pytest.mark.skip(reason="the lab needs root (network namespaces, PostgreSQL user)")

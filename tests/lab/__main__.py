@@ -1,7 +1,11 @@
 """The lab's command line.
 
     python -m tests.lab demo     start the lab, run a real standard rotation, show what happened, tear down
+    python -m tests.lab demo-more  the same for a TLS certificate, a database password and an AWS key
     python -m tests.lab down     undo whatever a crashed lab left behind (hosts, links, mounts)
+    python -m tests.lab up --dir DIR [--hosts N] [--k8s]   the lab as a daemon, for molecule (tests/lab/daemon.py)
+    python -m tests.lab down --dir DIR                      stop it (or clean up after it)
+    python -m tests.lab seed --dir DIR --inventory FILE     seed an API key and its consumers in it
 """
 import argparse
 import hashlib
@@ -93,8 +97,16 @@ def demo(args):
     return 0 if rc == 0 and not secrets_seen else 1
 
 
+def demo_more(args):
+    from tests.lab import demo_more as more_demo
+    return more_demo.main(args)
+
+
 def down(args):
     from tests.lab import hosts
+    if args.dir:
+        from tests.lab import daemon
+        return daemon.down_cmd(args)
     hosts.cleanup_stale(LAB_DIR / "demo" / "hosts")
     return 0
 
@@ -104,10 +116,17 @@ def main(argv=None):
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="start the lab and rotate a credential end to end")
     d.add_argument("--hosts", type=int, default=3)
-    sub.add_parser("down", help="tear down what a crashed lab left behind")
+    dm = sub.add_parser("demo-more", help="start the lab and rotate a certificate, a database password "
+                                          "and an AWS access key end to end")
+    dm.add_argument("--hosts", type=int, default=2)
+    from tests.lab import daemon
+    daemon.add_down_options(sub.add_parser("down", help="tear down what a crashed lab left behind, "
+                                                        "or the lab of `up --dir DIR`"))
+    daemon.add_parsers(sub)
     args = ap.parse_args(argv)
     os.chdir(ROOT)
-    return {"demo": demo, "down": down}[args.cmd](args)
+    return {"demo": demo, "down": down, "demo-more": demo_more,
+            "up": daemon.up_cmd, "seed": daemon.seed_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -998,6 +998,21 @@ def _teardown(state, popens=()):
     return warnings
 
 
+def live_labs():
+    """The state of every live lab in the registry (its owner process still runs): dicts with
+    ``owner_pid``, ``workdir``, ``hosts``, ... (what SystemdHosts saves in its state file)."""
+    found = []
+    labs = REGISTRY / "labs"
+    for entry in sorted(labs.glob("*.json")) if labs.is_dir() else []:
+        try:
+            state = json.loads(Path(json.loads(entry.read_text())["state_file"]).read_text())
+        except (OSError, ValueError, KeyError):
+            continue
+        if _alive(state.get("owner_pid"), state.get("owner_start")):
+            found.append(state)
+    return found
+
+
 def cleanup_stale(state_dir):
     """Undo what a previous (crashed) run left, as recorded in state_dir/credlab-state.json.
 
