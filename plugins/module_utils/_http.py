@@ -15,9 +15,9 @@ import json
 import time
 from email.utils import parsedate_to_datetime
 
+from ansible.module_utils.six.moves.http_client import HTTPException
 from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.six.moves.urllib.parse import urlencode
-from ansible.module_utils.urls import open_url
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -57,6 +57,21 @@ def _retry_after(headers, default):
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return default
+
+
+def open_url(*args, **kwargs):
+    """Ansible's open_url, imported on first use. ansible.module_utils.urls costs about 0.1 s to
+    import, and the preflight filters load this file only for its argument specs (AnsiballZ
+    still packs urls into every module that sends requests: it follows nested imports)."""
+    from ansible.module_utils.urls import open_url as _open_url
+    return _open_url(*args, **kwargs)
+
+
+def connection_errors():
+    """What open_url raises when a server could not be reached or answered nothing usable: the
+    tuple to catch (``except connection_errors() as exc``), urls imported on first use."""
+    from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+    return (URLError, OSError, HTTPException, UrlsConnectionError)
 
 
 def request(method, url, headers=None, json_body=None, form=None, timeout=10, retries=3,

@@ -33,13 +33,10 @@ import secrets as _secrets
 import time
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
-from ansible.module_utils.six.moves.http_client import HTTPException
-from ansible.module_utils.six.moves.urllib.error import URLError
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 
 from ansible_collections.credops.rotation.plugins.module_utils import _verify, _webhook
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
-from ansible_collections.credops.rotation.plugins.module_utils._http import request
+from ansible_collections.credops.rotation.plugins.module_utils._http import connection_errors, request
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.rest import render_path
 
 DEFAULT_SIGNATURE_HEADER = "X-Webhook-Signature"
@@ -244,7 +241,7 @@ class Sender(object):
                            timeout=self.config["timeout"], retries=self.config["retries"],
                            validate_certs=self.config["validate_certs"], ca_path=self.config.get("ca_path"),
                            sleep=self.sleep)
-        except (URLError, OSError, HTTPException, UrlsConnectionError) as exc:
+        except connection_errors() as exc:
             raise self.error(
                 "%s %s: could not reach the webhook sender at %s (%s), after %d retries."
                 % (method, path, self.base_url, _reach_error(exc), self.config["retries"]),
@@ -373,7 +370,7 @@ def deliver(url, secret, signature=None, credential=None, consumer=None, probe="
                 done = last_status in (wanted or REJECTED)
             if done:
                 return {"status": last_status, "attempts": attempts, "elapsed": round(clock() - start, 2)}
-        except (URLError, OSError, HTTPException, UrlsConnectionError) as exc:
+        except connection_errors() as exc:
             last_status, last_error = None, _reach_error(exc)
         if clock() + interval > end:
             break
@@ -411,7 +408,7 @@ def read_deliveries(url, list_path="deliveries", matched_path="matched", credent
     try:
         resp = request("GET", url, timeout=timeout, retries=retries, validate_certs=validate_certs,
                        ca_path=ca_path, sleep=sleep)
-    except (URLError, OSError, HTTPException, UrlsConnectionError) as exc:
+    except connection_errors() as exc:
         raise _error("could not read the delivery log of %s at %s (%s)." % (who, url, _reach_error(exc)),
                      credential, "verify", fix="check the consumer's deliveries.url and that the "
                                                "receiver is running.")

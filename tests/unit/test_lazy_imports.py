@@ -14,8 +14,7 @@ import pytest
 from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
 
 ROOT = Path(__file__).resolve().parents[2]
-# (cryptography is left out: ansible.module_utils.urls, which every HTTP call needs, imports it)
-HEAVY = ("boto3", "botocore", "psycopg", "hvac", "requests", "kubernetes")
+HEAVY = ("boto3", "botocore", "psycopg", "hvac", "requests", "kubernetes", "cryptography")
 
 
 def _fresh(code):
@@ -31,9 +30,18 @@ def test_loading_the_issuer_and_store_registries_imports_no_heavy_library():
         import sys
         from ansible_collections.credops.rotation.plugins.module_utils._issuers import registry
         from ansible_collections.credops.rotation.plugins.module_utils._stores import registry as stores
-        print(" ".join(m for m in sys.modules if m.split(".")[0] in %r))
+        print(" ".join(m for m in sys.modules if m.split(".")[0] in %r or m == "ansible.module_utils.urls"))
     """ % (HEAVY,))
     assert loaded == []
+
+
+def test_preflight_validation_imports_no_http_library():
+    loaded = _fresh("""
+        import sys
+        from ansible_collections.credops.rotation.plugins.module_utils import _inventory
+        print(" ".join(m for m in ("ansible.module_utils.urls", "cryptography", "jmespath") if m in sys.modules))
+    """)
+    assert loaded == ["jmespath"]
 
 
 @pytest.mark.parametrize("kind, config, wanted, unwanted", [

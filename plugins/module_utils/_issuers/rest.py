@@ -18,12 +18,9 @@ import time
 import traceback
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.six.moves.http_client import HTTPException
-from ansible.module_utils.six.moves.urllib.error import URLError
 from ansible.module_utils.six.moves.urllib.parse import quote
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
 
-from ansible_collections.credops.rotation.plugins.module_utils._http import request
+from ansible_collections.credops.rotation.plugins.module_utils._http import connection_errors, request
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
 
 try:
@@ -211,7 +208,7 @@ class RestIssuer(Issuer):
             resp = request(method, self.base_url + path, headers=all_headers, json_body=body, form=form,
                            timeout=self.timeout, retries=self.retries, validate_certs=self.validate_certs,
                            ca_path=self.ca_path, sleep=self.sleep)
-        except (URLError, OSError, HTTPException, UrlsConnectionError) as exc:
+        except connection_errors() as exc:
             reason = getattr(exc, "reason", None) or exc
             raise self.error(
                 "%s %s: could not reach the issuer at %s (%s), after %d retries." % (
