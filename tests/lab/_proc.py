@@ -1,11 +1,15 @@
-"""Process helpers shared by the lab parts: free ports, bounded waits, clean kills."""
+"""Process helpers shared by the lab parts: free ports, bounded waits, clean kills, and the
+base of the lab's own HTTP services run as processes (the demo provider, the webhook sender)."""
+import json
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 
 def free_port(host="127.0.0.1"):
@@ -72,3 +76,66 @@ def stop(proc, timeout=10):
         except ProcessLookupError:
             pass
         proc.wait(timeout=timeout)
+
+
+class LabService:
+    """One of the lab's demo HTTP services, started as ``python -m MODULE`` and looked at from
+    tests with plain urllib (an independent client). Subclasses set the class attributes and
+    may add command line arguments (extra_args)."""
+
+    module = None           # python -m <module>
+    admin_token = None
+    what = "lab service"    # for messages
+    log_name = "service.log"
+    call_timeout = 15
+
+    def __init__(self, workdir, port=None, binds=("127.0.0.1",)):
+        self.workdir = Path(workdir)
+        self.port = port or free_port()
+        self.binds = list(binds)
+        self.proc = None
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def url_on(self, addr):
+        return "http://%s:%d" % (addr, self.port)
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def extra_args(self):
+        return []
+
+    def start(self, timeout=20):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", self.module, "--port", str(self.port),
+                "--admin-token", self.admin_token] + self.extra_args()
+        for b in self.binds:
+            argv += ["--bind", b]
+        self.proc = start(argv, self.workdir / self.log_name, cwd=str(Path(__file__).resolve().parents[2]))
+        wait_until(lambda: http_ok(self.url + "/_lab/requests"), timeout, what=self.what)
+        return self
+
+    def stop(self):
+        stop(self.proc)
+        self.proc = None
+
+    def call(self, method, path, body=None, token=None):
+        """(status, JSON body or None) of one request, as the admin unless ``token`` is given."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            "Authorization": "Bearer " + (token or self.admin_token), "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=self.call_timeout) as resp:
+                raw = resp.read()
+                return resp.status, (json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            return exc.code, (json.loads(raw) if raw else None)
+
+    def requests(self):
+        """The service's own log of the requests it answered."""
+        return self.call("GET", "/_lab/requests")[1]["requests"]

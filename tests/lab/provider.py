@@ -20,6 +20,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.lab._proc import LabService
+
 
 def now_iso():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -215,58 +217,16 @@ def main(argv=None):
     serve(args.bind or ["127.0.0.1"], args.port, args.admin_token, args.log)
 
 
-class Provider:
+class Provider(LabService):
     """Start/stop the demo provider as a process and look at it from tests."""
 
+    module = "tests.lab.provider"
     admin_token = "lab-provider-admin-token"
+    what = "demo provider"
+    log_name = "provider.log"
 
-    def __init__(self, workdir, port=None, binds=("127.0.0.1",)):
-        from tests.lab import _proc
-        self.workdir = Path(workdir)
-        self.port = port or _proc.free_port()
-        self.binds = list(binds)
-        self.proc = None
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def url_on(self, addr):
-        return "http://%s:%d" % (addr, self.port)
-
-    def start(self, timeout=20):
-        from tests.lab import _proc
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "tests.lab.provider", "--port", str(self.port),
-                "--admin-token", self.admin_token, "--log", str(self.workdir / "provider-requests.jsonl")]
-        for b in self.binds:
-            argv += ["--bind", b]
-        self.proc = _proc.start(argv, self.workdir / "provider.log",
-                                cwd=str(Path(__file__).resolve().parents[2]))
-        _proc.wait_until(lambda: _proc.http_ok(self.url + "/_lab/requests"), timeout,
-                         what="demo provider")
-        return self
-
-    def stop(self):
-        from tests.lab import _proc
-        _proc.stop(self.proc)
-        self.proc = None
-
-    # --- helpers for tests (an independent client: plain urllib) ---
-    def call(self, method, path, token=None, body=None):
-        import urllib.error
-        import urllib.request
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Authorization": "Bearer " + (token or self.admin_token),
-            "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as resp:
-                raw = resp.read()
-                return resp.status, (json.loads(raw) if raw else None)
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            return exc.code, (json.loads(raw) if raw else None)
+    def extra_args(self):
+        return ["--log", str(self.workdir / "provider-requests.jsonl")]
 
     def create_key(self, name="lab"):
         status, body = self.call("POST", "/v1/api-keys", body={"name": name})
@@ -278,9 +238,6 @@ class Provider:
 
     def keys(self):
         return {k["id"]: k for k in self.call("GET", "/v1/api-keys")[1]["keys"]}
-
-    def requests(self):
-        return self.call("GET", "/_lab/requests")[1]["requests"]
 
     def inject(self, create_statuses):
         return self.call("POST", "/_lab/faults", body={"create": list(create_statuses)})

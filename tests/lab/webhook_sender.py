@@ -30,6 +30,8 @@ from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from tests.lab._proc import LabService
+
 SIGNATURE_HEADER = "X-Webhook-Signature"
 
 
@@ -231,60 +233,17 @@ def main(argv=None):
     serve(args.bind or ["127.0.0.1"], args.port, args.admin_token, args.state)
 
 
-class WebhookSender:
+class WebhookSender(LabService):
     """Start/stop the demo webhook sender as a process and look at it from tests. A stopped
     sender starts again on the same port with the same webhooks and request log."""
 
+    module = "tests.lab.webhook_sender"
     admin_token = "lab-webhook-sender-admin-token"
+    what = "demo webhook sender"
+    log_name = "webhook-sender.log"
 
-    def __init__(self, workdir, port=None, binds=("127.0.0.1",)):
-        from tests.lab import _proc
-        self.workdir = Path(workdir)
-        self.port = port or _proc.free_port()
-        self.binds = list(binds)
-        self.proc = None
-
-    @property
-    def url(self):
-        return "http://127.0.0.1:%d" % self.port
-
-    def url_on(self, addr):
-        return "http://%s:%d" % (addr, self.port)
-
-    def start(self, timeout=20):
-        from tests.lab import _proc
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "tests.lab.webhook_sender", "--port", str(self.port),
-                "--admin-token", self.admin_token, "--state", str(self.workdir)]
-        for b in self.binds:
-            argv += ["--bind", b]
-        self.proc = _proc.start(argv, self.workdir / "webhook-sender.log",
-                                cwd=str(Path(__file__).resolve().parents[2]))
-        _proc.wait_until(lambda: _proc.http_ok(self.url + "/_lab/requests"), timeout,
-                         what="demo webhook sender")
-        return self
-
-    def stop(self):
-        from tests.lab import _proc
-        _proc.stop(self.proc)
-        self.proc = None
-
-    @property
-    def running(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    # --- helpers for tests (an independent client: plain urllib) ---
-    def call(self, method, path, body=None, token=None):
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
-            "Authorization": "Bearer " + (token or self.admin_token), "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(req, timeout=15) as resp:
-                raw = resp.read()
-                return resp.status, (json.loads(raw) if raw else None)
-        except urllib.error.HTTPError as exc:
-            raw = exc.read()
-            return exc.code, (json.loads(raw) if raw else None)
+    def extra_args(self):
+        return ["--state", str(self.workdir)]
 
     def create_webhook(self, url, secret):
         status, body = self.call("POST", "/v1/webhooks", {"url": url, "secret": secret})
@@ -293,9 +252,6 @@ class WebhookSender:
 
     def test_delivery(self, hook_id):
         return self.call("POST", "/v1/webhooks/%s/test" % hook_id)[1]
-
-    def requests(self):
-        return self.call("GET", "/_lab/requests")[1]["requests"]
 
 
 if __name__ == "__main__":
