@@ -397,6 +397,20 @@ class Store(object):
         return RotationError("%s %s: %s" % (self.kind, self.describe(), message),
                              credential=self.credential, step="store", fix=fix)
 
+    def client_settings(self, library, name):
+        """(verify, timeout) for the store's client, from validate_certs (default true), ca_cert
+        (the CA bundle to verify with) and timeout; a RotationError when ``library`` (a
+        LazyModule) cannot be imported."""
+        if library.import_error():
+            raise self.error("the Python library %s is missing" % name, fix="pip install %s." % name)
+        cfg = self.config
+        verify = cfg.get("validate_certs", True)
+        if verify is None:
+            verify = True
+        if verify and cfg.get("ca_cert"):
+            verify = cfg["ca_cert"]
+        return verify, cfg.get("timeout") or 30
+
     def read(self):
         return with_new_and_old(self._load())
 

@@ -153,15 +153,8 @@ class AwsSecretsManagerStore(Store):
     def client(self):
         if self._client is not None:
             return self._client
-        if boto3.import_error():
-            raise self.error("the Python library boto3 is missing", fix="pip install boto3.")
+        verify, timeout = self.client_settings(boto3, "boto3")
         cfg = self.config
-        verify = cfg.get("validate_certs", True)
-        if verify is None:
-            verify = True
-        if verify and cfg.get("ca_cert"):
-            verify = cfg["ca_cert"]
-        timeout = cfg.get("timeout") or 30
         region = cfg.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         endpoint = cfg.get("endpoint_url") or None
 

@@ -93,15 +93,8 @@ class VaultKV2Store(Store):
     def client(self):
         if self._client is not None:
             return self._client
-        if hvac.import_error():
-            raise self.error("the Python library hvac is missing", fix="pip install hvac.")
+        verify, timeout = self.client_settings(hvac, "hvac")
         cfg = self.config
-        verify = cfg.get("validate_certs", True)
-        if verify is None:
-            verify = True
-        if verify and cfg.get("ca_cert"):
-            verify = cfg["ca_cert"]
-        timeout = cfg.get("timeout") or 30
         method = cfg.get("auth_method") or "token"
         token = None
         if method == "token":
