@@ -1,14 +1,17 @@
 """Process helpers shared by the lab parts: free ports, bounded waits, clean kills, and the
 base of the lab's own HTTP services run as processes (the demo provider, the webhook sender)."""
+import argparse
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 
@@ -76,6 +79,29 @@ def stop(proc, timeout=10):
         except ProcessLookupError:
             pass
         proc.wait(timeout=timeout)
+
+
+def service_parser(doc):
+    """The command line every lab HTTP service takes: --bind (repeatable), --port, --admin-token."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--bind", action="append", default=None)
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--admin-token", required=True)
+    return ap
+
+
+def serve_on(binds, port, handler, state):
+    """Serve ``handler`` on ``port`` of every address in ``binds`` (default 127.0.0.1), all
+    sharing ``state`` (``server.state`` in the handler); blocks in the first server."""
+    servers = []
+    for addr in binds or ["127.0.0.1"]:
+        srv = ThreadingHTTPServer((addr, port), handler)
+        srv.daemon_threads = True
+        srv.state = state
+        servers.append(srv)
+    for srv in servers[1:]:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+    servers[0].serve_forever()
 
 
 class LabService:

@@ -10,17 +10,16 @@ Lab-only, for tests: GET /_lab/requests (every request, without secrets), POST /
 {"create": [429, 500, ...]} answers the next create calls with those statuses (429 with
 Retry-After: 1). Run: python -m tests.lab.provider --port P --admin-token T [--bind ADDR ...]
 """
-import argparse
 import json
 import secrets
 import sys
 import threading
 import urllib.parse
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from tests.lab._proc import LabService
+from tests.lab._proc import LabService, serve_on, service_parser
 
 
 def now_iso():
@@ -194,27 +193,11 @@ class Handler(BaseHTTPRequestHandler):
         self._handle("PATCH")
 
 
-def serve(binds, port, admin_token, log_path=None):
-    state = State(admin_token, log_path)
-    servers = []
-    for addr in binds:
-        srv = ThreadingHTTPServer((addr, port), Handler)
-        srv.daemon_threads = True
-        srv.state = state
-        servers.append(srv)
-    for srv in servers[1:]:
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-    servers[0].serve_forever()
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bind", action="append", default=None)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--admin-token", required=True)
+    ap = service_parser(__doc__)
     ap.add_argument("--log")
     args = ap.parse_args(argv)
-    serve(args.bind or ["127.0.0.1"], args.port, args.admin_token, args.log)
+    serve_on(args.bind, args.port, Handler, State(args.admin_token, args.log))
 
 
 class Provider(LabService):

@@ -15,7 +15,6 @@ the collection). The webhooks (with their secrets: the sender's own database) an
 log are kept in files under the work dir, so a stopped sender comes back with its state.
 Run: python -m tests.lab.webhook_sender --port P --admin-token T --state DIR [--bind ADDR ...]
 """
-import argparse
 import hashlib
 import hmac
 import json
@@ -27,10 +26,10 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
-from tests.lab._proc import LabService
+from tests.lab._proc import LabService, serve_on, service_parser
 
 SIGNATURE_HEADER = "X-Webhook-Signature"
 
@@ -210,27 +209,11 @@ class Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
 
-def serve(binds, port, admin_token, state_dir):
-    state = State(admin_token, state_dir)
-    servers = []
-    for addr in binds:
-        srv = ThreadingHTTPServer((addr, port), Handler)
-        srv.daemon_threads = True
-        srv.state = state
-        servers.append(srv)
-    for srv in servers[1:]:
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-    servers[0].serve_forever()
-
-
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bind", action="append", default=None)
-    ap.add_argument("--port", type=int, required=True)
-    ap.add_argument("--admin-token", required=True)
+    ap = service_parser(__doc__)
     ap.add_argument("--state", required=True)
     args = ap.parse_args(argv)
-    serve(args.bind or ["127.0.0.1"], args.port, args.admin_token, args.state)
+    serve_on(args.bind, args.port, Handler, State(args.admin_token, args.state))
 
 
 class WebhookSender(LabService):
