@@ -30,10 +30,10 @@ except ImportError:  # pragma: no cover - reported as a validation error
 from ansible_collections.credops.rotation.plugins.module_utils import _policy
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUER_ARGSPEC, ISSUERS
-from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import STORE_ARGSPEC
+from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import STORE_ARGSPEC, STORES
 
-ISSUER_KINDS = ("rest", "aws_iam", "postgres", "vault_pki", "generated")
-STORE_KINDS = ("vault_kv2", "aws_secretsmanager")
+ISSUER_KINDS = tuple(ISSUERS)
+STORE_KINDS = tuple(STORES)
 CONSUMER_KINDS = ("systemd", "kubernetes", "batch")
 AUTH_TYPES = ("bearer", "basic", "header")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
@@ -76,16 +76,15 @@ KNOWN = {
 _REST_OPTIONS = ISSUERS["rest"].ARGSPEC
 for _kind, _cls in ISSUERS.items():
     KNOWN["issuer." + _kind] = ("kind",) + tuple(HTTP_ARGSPEC) + tuple(_cls.ARGSPEC)
+#: what the modules accept at all, per block (the union over the kinds); in the rest
+#: issuer's sub-blocks what is known is all that is accepted
+ACCEPTED = {"issuer": tuple(ISSUER_ARGSPEC["options"]), "store": tuple(STORE_ARGSPEC)}
 for _block in ("auth", "create", "revoke", "test", "usage"):
-    KNOWN[_block] = tuple(_REST_OPTIONS[_block]["options"])
+    KNOWN[_block] = ACCEPTED[_block] = tuple(_REST_OPTIONS[_block]["options"])
 # STORE_ARGSPEC is the union of both kinds: these four are aws_secretsmanager's own
 _AWS_STORE_ONLY = ("secret_id", "region", "endpoint_url", "profile")
 KNOWN["store.vault_kv2"] = tuple(k for k in STORE_ARGSPEC if k not in _AWS_STORE_ONLY)
 KNOWN["store.aws_secretsmanager"] = ("kind",) + _AWS_STORE_ONLY + ("field", "validate_certs", "ca_cert", "timeout")
-#: what the modules accept at all, per block (the union over the kinds)
-ACCEPTED = dict((_block, tuple(_REST_OPTIONS[_block]["options"])) for _block in ("auth", "create", "revoke", "test", "usage"))
-ACCEPTED["issuer"] = tuple(ISSUER_ARGSPEC["options"])
-ACCEPTED["store"] = tuple(STORE_ARGSPEC)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CONSUMER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
