@@ -359,12 +359,17 @@ def prove(issuer, secret, key_id, timeout, sleep=time.sleep, clock=time.monotoni
         sleep(min(2.0, remaining))
 
 
+def nothing_revoked(issuer, key_id, force):
+    """The result's fields before anything was revoked."""
+    return dict(kind=issuer.kind, key_id=key_id, revoked=False, proven_dead=None, usage=None, restored=False,
+                forced=bool(force))
+
+
 def revoke(issuer, params, check_mode, warn):
     """(changed, result) for one revoke; raises RotationError."""
     credential, key_id, secret = params["credential"], params["key_id"], params["secret"]
     restore_secret = params.get("restore_secret")
-    result = dict(kind=issuer.kind, key_id=key_id, revoked=False, proven_dead=None, usage=None, restored=False,
-                  forced=bool(params["force"]))
+    result = nothing_revoked(issuer, key_id, params["force"])
     if not issuer.can_revoke:
         result["msg"] = ("credential '%s': the %s issuer has nothing to revoke; the old value dies when the store "
                          "and the consumers forget it." % (credential, issuer.kind))
@@ -437,11 +442,10 @@ def main():
             module.no_log_values.update(values)
             stored = dict(store_state=view, already_handled=handled)
             if handled:
-                module.exit_json(changed=False, kind=issuer.kind, key_id=view["key_id"], revoked=False,
-                                 proven_dead=None, usage=None, restored=False, forced=bool(module.params["force"]),
-                                 msg="credential '%s': incident %s was already handled; key %s in the store is its "
-                                     "replacement, nothing was revoked." % (
-                                         credential, module.params["incident"], view["key_id"]), **stored)
+                result = nothing_revoked(issuer, view["key_id"], module.params["force"])
+                result["msg"] = ("credential '%s': incident %s was already handled; key %s in the store is its "
+                                 "replacement, nothing was revoked." % (credential, module.params["incident"], view["key_id"]))
+                module.exit_json(changed=False, **dict(result, **stored))
             if module.params["prove_dead"] and module.params["secret"] is None:
                 module.params["prove_dead"] = False
                 module.warn("credential '%s': the store has no value for key %s, so it cannot be proven dead."
