@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
+import os
 
 from ansible_collections.credops.rotation.plugins.module_utils import _policy
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import utc_iso
@@ -158,6 +159,15 @@ def certificate_record(pem, serial=None):
     return {"data": dict(dates, certificate=pem), "metadata": metadata}
 
 
+def pki_cert_url(issuer, what):
+    """The PKI's public read of one certificate (a serial, in Vault's ``aa:bb`` or ``aa-bb``
+    spelling) or of ``ca_chain``, for a vault_pki issuer block: ``issuer.url`` (default
+    VAULT_ADDR on the controller) and ``issuer.mount`` (default pki). No token is needed."""
+    base = (issuer.get("url") or os.environ.get("VAULT_ADDR") or "").rstrip("/")
+    mount = (issuer.get("mount") or "pki").strip("/")
+    return "%s/v1/%s/cert/%s" % (base, mount, str(what).replace(":", "-"))
+
+
 def due_names(names, credentials, states, now=None):
     """The names among ``names`` that are due now: overdue by the policy, or of unknown age.
 
@@ -197,4 +207,4 @@ class FilterModule(object):
         return {"rotation_plan": rotation_plan, "rotation_outcome": rotation_outcome,
                 "due_names": due_names, "failed_credentials": failed_credentials,
                 "emergency_delay": emergency_delay, "queue_label": queue_label,
-                "certificate_record": certificate_record}
+                "certificate_record": certificate_record, "pki_cert_url": pki_cert_url}

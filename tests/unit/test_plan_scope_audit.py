@@ -225,3 +225,12 @@ def test_certificate_record_reads_the_validity_and_keeps_the_serial():
                                   "certificate_serial": "12-34"}
     assert certificate_record("not a certificate", "12-34") == {"data": {}, "metadata": {}}
     assert certificate_record("", None) == {"data": {}, "metadata": {}}
+
+
+def test_pki_cert_url_from_the_issuer_block_or_vault_addr(monkeypatch):
+    from ansible_collections.credops.rotation.plugins.filter.plan import pki_cert_url
+    issuer = {"kind": "vault_pki", "url": "https://vault.example.org:8200/", "mount": "/pki_int/"}
+    assert pki_cert_url(issuer, "1c:5b:0a") == "https://vault.example.org:8200/v1/pki_int/cert/1c-5b-0a"
+    assert pki_cert_url(issuer, "ca_chain") == "https://vault.example.org:8200/v1/pki_int/cert/ca_chain"
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    assert pki_cert_url({"kind": "vault_pki"}, "aa-bb") == "http://127.0.0.1:8200/v1/pki/cert/aa-bb"
