@@ -1,0 +1,9 @@
+# -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Action plugin: the test_key module, run in the controller's worker when the task runs there."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.credops.rotation.plugins.plugin_utils.in_process import InProcessModuleAction as ActionModule  # noqa: F401
