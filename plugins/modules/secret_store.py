@@ -33,7 +33,8 @@ description:
     C(verified) (with C(rotation_verified_at)) if it was C(pending) or C(deployed). A second
     V(promote) changes nothing."
   - "V(finished): once the old value is revoked, forget it: promote if not done yet, drop
-    C(previous_<field>)/C(previous_key_id) (AWS: remove AWSPREVIOUS), set C(last_rotated) and
+    C(previous_<field>)/C(previous_key_id) (AWS: the revoked value keeps its AWSPREVIOUS label,
+    as AWS's own rotation leaves it, but is no previous value any more), set C(last_rotated) and
     phase C(finished). Only from phase C(verified): the previous value is never forgotten
     before every consumer verified the new one."
   - "V(rollback): put the previous value back as the current one and drop the new one; phase
@@ -130,9 +131,10 @@ notes:
   - A run stopped half-way is finished by the next one with the same step (KV v2 - the
     custom_metadata copy of the phase is repaired; AWS - an AWSPENDING version always counts
     as a rotation in flight, and labels are moved before tags).
-  - "AWS - AWSPREVIOUS exists only while a rotation is in flight, like C(previous_<field>) in
-    KV v2: a stale one is dropped when a new value is written, and the revoked value loses it
-    at V(finished) (it stays a deprecated version until AWS deletes it). The first version of a
+  - "AWS - AWSPREVIOUS counts as the previous value only while a rotation is in flight, like
+    C(previous_<field>) in KV v2. After V(finished) the revoked value keeps the label, as AWS's
+    own rotation leaves it, but RV(previous) is null and nothing rolls back to it; the next
+    V(pending) drops the label and the next promotion puts it on the value rotated out. The first version of a
     new secret is AWSCURRENT as well as AWSPENDING (AWS always makes it so). Tag values can
     hold only letters, digits, spaces and C(+ - = . _ : / @), so other characters are written
     C(=XX) (UTF-8 hex) - C(consumers) reads C(web-app=2Cmobile-backend) in the console; RV(metadata)

@@ -67,9 +67,10 @@ def test_aws_rotation_end_to_end(aws):
     proc = _run(sc, verbosity=3)
     assert proc.returncode == 0, proc.stdout[-8000:] + proc.stderr[-3000:]
 
-    # Secrets Manager: the new version is AWSCURRENT and the only labelled one
+    # Secrets Manager: the new version is AWSCURRENT, the old (revoked) one keeps AWSPREVIOUS
     labels = more.sm_labels(lab, sc.name)
-    assert set(labels) == {"AWSCURRENT"} and labels["AWSCURRENT"] != sc.old_version
+    assert labels == {"AWSCURRENT": labels["AWSCURRENT"], "AWSPREVIOUS": sc.old_version}
+    assert labels["AWSCURRENT"] != sc.old_version
     new_secret = more.sm_value(lab, sc.name)
     tags = more.sm_tags(lab, sc.name)
     new_id = tags["credops:key_id"]
@@ -170,7 +171,7 @@ def test_aws_emergency_revokes_first(aws):
     assert seen.index(frozenset()) < seen.index(frozenset({new_id}))
     assert more.sts_user(lab, sc.old_id, sc.old_secret) != sc.name
     new_secret = more.sm_value(lab, sc.name)
-    assert set(more.sm_labels(lab, sc.name)) == {"AWSCURRENT"}
+    assert more.sm_labels(lab, sc.name)["AWSPREVIOUS"] == sc.old_version
     assert more.sm_tags(lab, sc.name)["credops:key_id"] == new_id
     for host in lab.hosts:
         _mode, lines = _env_file(host)
@@ -220,7 +221,8 @@ def test_aws_revoke_guard_keeps_a_key_still_in_use(aws):
     assert proc.returncode == 0, proc.stdout[-6000:]
     assert "resuming from verified" in proc.stdout
     assert more.iam_keys(lab, sc.name) == {new_id: "Active"}
-    assert set(more.sm_labels(lab, sc.name)) == {"AWSCURRENT"}
+    assert more.sm_labels(lab, sc.name)["AWSPREVIOUS"] == sc.old_version
+    assert "credops:previous_key_id" not in more.sm_tags(lab, sc.name)
     events = _events(lab, sc.name)
     assert [e["event"] for e in events].count("issued") == 1
     revoked = [e for e in events if e["event"] == "revoked"]

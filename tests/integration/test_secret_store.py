@@ -351,7 +351,8 @@ def build_cases():
 
     cases.append(Case("aws_secretsmanager", "finished-promotes-first", a_phase("verified"),
                       lambda ctx: dict(state="finished"),
-                      a_labels({"new_vid": ["AWSCURRENT"]}, "finished", finished_tags)))
+                      a_labels({"new_vid": ["AWSCURRENT"], "old_vid": ["AWSPREVIOUS"]}, "finished",
+                               finished_tags)))
 
     def rolled_back_tags(ctx, snap):
         tags = snap["tags"]

@@ -402,8 +402,32 @@ def test_aws_desired_labels_for_promote_and_rollback():
     labels, tags = store._desired(before, plan(before, "rollback", AWS, now=NOW))
     assert labels == {"AWSCURRENT": "v-old", "AWSPENDING": None, "AWSPREVIOUS": None}
     assert tags["rotation_phase"] == "rolled_back" and "rotation_version" not in tags
+    # finished without a promote first: the old value becomes AWSPREVIOUS and keeps it
     labels, tags = store._desired(before, plan(before, "finished", AWS, now=NOW))
-    assert labels == {"AWSCURRENT": "v-new", "AWSPENDING": None, "AWSPREVIOUS": None}
+    assert labels == {"AWSCURRENT": "v-new", "AWSPENDING": None, "AWSPREVIOUS": "v-old"}
+    assert tags["rotation_phase"] == "finished" and "previous_key_id" not in tags
+
+
+def test_aws_finished_keeps_awsprevious_on_the_revoked_value_but_not_as_a_previous_value():
+    store = aws()
+    raw = aws_raw({"AWSCURRENT": "v-new", "AWSPREVIOUS": "v-old"}, {"v-old": "old", "v-new": "new"},
+                  {"rotation_phase": "verified", "key_id": "k1", "previous_key_id": "k0"})
+    verified = store._state(raw, {}, {})
+    assert (verified["previous"], _base.with_new_and_old(dict(verified))["old"]) == ("old", "old")
+    after = plan(verified, "finished", AWS, now=NOW)
+    labels, tags = store._desired(verified, after)
+    assert labels == {"AWSCURRENT": "v-new", "AWSPENDING": None, "AWSPREVIOUS": "v-old"}
+    finished = store._state(aws_raw(raw["labels"], raw["strings"], tags), {}, {})
+    assert (finished["phase"], finished["previous"], finished["previous_id"]) == ("finished", None, None)
+    assert _base.with_new_and_old(dict(finished))["old"] is None
+    assert store._in_sync(finished, plan(finished, "finished", AWS, now=NOW))  # a second finish changes nothing
+    labels, _tags = store._desired(finished, plan(finished, "finished", AWS, now=NOW))
+    assert labels == {"AWSCURRENT": "v-new", "AWSPENDING": None, "AWSPREVIOUS": "v-old"}
+    with pytest.raises(RotationError, match="nothing to roll back"):
+        plan(finished, "rollback", AWS, now=NOW)
+    # the next rotation drops it when it writes its pending value; AWS moves it again on promote
+    labels, _tags = store._desired(finished, plan(finished, "pending", AWS, value="newer", key_id="k2", now=NOW))
+    assert labels["AWSPREVIOUS"] is None and labels["AWSCURRENT"] == "v-new"
 
 
 def test_aws_new_pending_version_and_field_json():

@@ -8,14 +8,16 @@
   SecretString is the value.
 - write_pending: ``PutSecretValue`` with ``VersionStages=[AWSPENDING]``; its
   ClientRequestToken (the VersionId) is derived from the key id, or for issuers without
-  ids from a slow salted hash of the value, so a re-run finds its own version again. A
-  stale AWSPREVIOUS (the value before the last finished rotation) is dropped, so that
-  AWSPREVIOUS only exists while a rotation is in flight, like ``previous_<field>`` in KV v2.
+  ids from a slow salted hash of the value, so a re-run finds its own version again. The
+  AWSPREVIOUS of the last finished rotation (a revoked value) is dropped then, so that while
+  a rotation is in flight AWSPREVIOUS is only ever its previous value.
   The first version of a new secret is AWSCURRENT too (AWS always makes it so).
 - promote: ``UpdateSecretVersionStage`` AWSCURRENT to the pending version (AWS moves
   AWSPREVIOUS to the old one by itself), then AWSPENDING is removed.
-- clear_previous (finished): promote if not yet done, then remove AWSPREVIOUS from the
-  revoked value; it stays as a deprecated version until AWS deletes it.
+- clear_previous (finished): promote if not yet done; AWSPREVIOUS stays on the value rotated
+  out (revoked by now), as AWS's own rotation leaves it, until the next rotation's promote
+  moves it. In phase finished it is not a previous value any more: reads leave it out, the
+  previous_key_id tag goes, and nothing rolls back to it.
 - rollback: before promotion, remove AWSPENDING (AWSCURRENT never moved); after it, move
   AWSCURRENT back to the AWSPREVIOUS version and remove AWSPREVIOUS from the rejected one.
 - Non-secret metadata lives in the secret's tags, ``credops:<name>``: rotation_phase,
@@ -313,6 +315,10 @@ class AwsSecretsManagerStore(Store):
                 state[slot + "_id"] = self._id_for(slot, vid, value, tags)
         phase = tags.get("rotation_phase") or None
         rotation_version = tags.get("rotation_version") or None
+        if phase == "finished" and not labels.get(PENDING):
+            # AWSPREVIOUS names the value rotated out, revoked by now: kept as AWS's own
+            # rotation keeps it, but no longer a previous value (as in KV v2)
+            state["previous"] = state["previous_id"] = None
         if labels.get(PENDING) and phase not in IN_FLIGHT:
             # an AWSPENDING version is a rotation in flight, whatever the tags say (a run
             # stopped between writing the value and the tags, or AWS's own rotation)
@@ -354,8 +360,12 @@ class AwsSecretsManagerStore(Store):
                 labels[label] = None
             else:
                 labels[label] = known.get((value, after.get(slot + "_id")), _NEW)
+        have = raw.get("labels", {})
         if labels[CURRENT] is None:
-            labels[CURRENT] = raw.get("labels", {}).get(CURRENT)  # AWSCURRENT never goes away
+            labels[CURRENT] = have.get(CURRENT)  # AWSCURRENT never goes away
+        if after.get("phase") == "finished" and labels[PREVIOUS] is None:
+            # as AWS's own rotation leaves it: the value rotated out keeps AWSPREVIOUS
+            labels[PREVIOUS] = have.get(CURRENT) if labels[CURRENT] != have.get(CURRENT) else have.get(PREVIOUS)
         rotation_version = None
         if after.get("phase") in IN_FLIGHT:
             slot = after.get("inflight")
