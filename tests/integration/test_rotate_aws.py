@@ -106,6 +106,15 @@ def test_aws_rotation_end_to_end(aws):
     assert more.iam_keys(lab, sc.name) == {new_id: "Active"}
     assert more.sm_labels(lab, sc.name) == labels
 
+    # the next rotation: AWSPREVIOUS moves on to the version it rotates out, as with AWS's own
+    proc = _run(sc, extra={"force": True})
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    again = more.sm_labels(lab, sc.name)
+    assert set(again) == {"AWSCURRENT", "AWSPREVIOUS"} and again["AWSPREVIOUS"] == labels["AWSCURRENT"]
+    assert again["AWSCURRENT"] not in (labels["AWSCURRENT"], sc.old_version)
+    (third_id,) = more.iam_keys(lab, sc.name)
+    assert third_id not in (sc.old_id, new_id) and more.sm_tags(lab, sc.name)["credops:key_id"] == third_id
+
 
 def test_aws_failed_verification_rolls_back(aws):
     sc, lab = aws, aws.lab
