@@ -6,4 +6,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.credops.rotation.plugins.plugin_utils.in_process import InProcessModuleAction as ActionModule  # noqa: F401
+from ansible_collections.credops.rotation.plugins.plugin_utils.in_process import InProcessModuleAction
+
+
+class ActionModule(InProcessModuleAction):
+    pass

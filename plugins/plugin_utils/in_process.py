@@ -47,13 +47,12 @@ def _hooks():
     try:
         from ansible.module_utils import _internal, basic
         from ansible.module_utils.common import warnings
-        from ansible.module_utils.common.json import Direction, get_module_decoder, get_module_encoder
+        from ansible.module_utils.common.json import Direction, get_module_encoder
     except ImportError:
         return None
     if not hasattr(basic.AnsibleModule, "_record_module_result") or not hasattr(basic, "_ANSIBLE_PROFILE"):
         return None
-    return dict(internal=_internal, basic=basic, warnings=warnings, direction=Direction,
-                encoder=get_module_encoder, decoder=get_module_decoder)
+    return dict(internal=_internal, basic=basic, warnings=warnings, direction=Direction, encoder=get_module_encoder)
 
 
 def _same_python(path, executable):

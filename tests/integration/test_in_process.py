@@ -7,6 +7,7 @@ ways (``rotation_run_in_process`` true and false) at -vvvv and compare what they
 and search every byte of the output for the planted values. No service is needed: the
 modules used here (webhook_secret, assess_scope with a generated issuer) compute locally.
 """
+import collections
 import json
 import secrets
 import sys
@@ -73,7 +74,10 @@ def _run(tmp_path, name, in_process, extra_task=None, interpreter=sys.executable
     generated = saved.pop("generated")
     assert len(generated) > 20 and generated not in output  # the no_log task's own value
     assert planted not in json.dumps(saved)
-    return saved, output, planted
+    return Run(saved, output)
+
+
+Run = collections.namedtuple("Run", "saved output")
 
 
 def _comparable(result):
@@ -86,11 +90,11 @@ def _comparable(result):
 @pytest.fixture(scope="module")
 def both_ways(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("in-process")
-    return _run(tmp, "worker", True), _run(tmp, "process", False)
+    return dict(worker=_run(tmp, "worker", True), process=_run(tmp, "process", False))
 
 
 def test_the_worker_path_is_taken_only_when_allowed(both_ways):
-    (_, worker_out, _), (_, process_out, _) = both_ways
+    worker_out, process_out = both_ways["worker"].output, both_ways["process"].output
     assert worker_out.count(IN_WORKER) == 7
     assert AS_PROCESS not in worker_out
     assert IN_WORKER not in process_out
@@ -101,12 +105,11 @@ def test_the_worker_path_is_taken_only_when_allowed(both_ways):
 
 @pytest.mark.parametrize("name", ["sign", "verify", "bad_type", "generate_visible", "scope", "sign_check"])
 def test_both_ways_register_the_same_result(both_ways, name):
-    (worker, _, _), (process, _, _) = both_ways
-    assert _comparable(worker[name]) == _comparable(process[name])
+    assert _comparable(both_ways["worker"].saved[name]) == _comparable(both_ways["process"].saved[name])
 
 
 def test_the_results_are_what_the_module_returns(both_ways):
-    (worker, _, planted), _ = both_ways
+    worker = both_ways["worker"].saved
     assert worker["sign"]["signature"] and not worker["sign"]["changed"]
     assert worker["verify"]["valid"] is True and worker["verify"]["matched"] == 1
     assert worker["bad_type"]["failed"] and "tolerance" in worker["bad_type"]["msg"]
@@ -115,18 +118,16 @@ def test_the_results_are_what_the_module_returns(both_ways):
     # module.warn() reaches the result, as from a module process
     assert any("no usage record" in w for w in worker["scope"]["warnings"])
     assert any("store audit log unreadable" in w for w in worker["scope"]["warnings"])
-    assert planted not in json.dumps(worker)
+    assert PLANTED not in json.dumps(worker)
 
 
 def test_no_log_options_are_masked_in_the_shown_invocation(both_ways):
-    (_, worker_out, _), (_, process_out, _) = both_ways
-    for output in (worker_out, process_out):  # -vvvv shows each module's invocation
+    for output in (both_ways["worker"].output, both_ways["process"].output):  # -vvvv shows each module's invocation
         assert output.count("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER") >= 4
 
 
 def test_warnings_are_shown_once(both_ways):
-    (_, worker_out, _), (_, process_out, _) = both_ways
-    for output in (worker_out, process_out):
+    for output in (both_ways["worker"].output, both_ways["process"].output):
         assert output.count("keeps no usage record for this key") == 1
 
 
@@ -143,6 +144,4 @@ def test_a_task_the_worker_cannot_reproduce_runs_as_a_module_process(tmp_path, c
         kwargs["extra_task"] = task
     else:
         kwargs["interpreter"] = "/usr/bin/python3"  # Debian's, beside the project's virtualenv
-    _, output, _ = _run(tmp_path, case, True, **kwargs)
-    assert (AS_PROCESS + why) in output
-
+    assert (AS_PROCESS + why) in _run(tmp_path, case, True, **kwargs).output
