@@ -87,6 +87,7 @@ def test_a_run_without_the_revoke_step_reads_the_store_itself(emergency):
     proc = run_playbook("playbooks/emergency.yml", inventory=inventory, env=lab.env(), tags="record",
                         extra_vars={"credential": name, "incident": "INC-8"})
     assert proc.returncode == 0, proc.stdout[-6000:]
-    assert "read the store (when the revoke step is not part of this run)" in proc.stdout
+    assert "read the store and pick the compromised value (when the revoke step is not part of this run)" in proc.stdout
     assert lab.provider.test_key(old_secret) == 200  # nothing revoked without the revoke step
-    assert (lab.workdir / "incidents" / "INC-8.md").exists()
+    assert not [r for r in lab.provider.requests() if r["method"] == "DELETE" and r["key_id"] == old_id]
+    assert old_id in (lab.workdir / "incidents" / "INC-8.md").read_text()  # the compromised key, picked the same way
