@@ -258,3 +258,18 @@ def test_new_lab_cleans_up_a_crashed_one(tmp_path):
         assert sorted(n for n in os.listdir("/sys/class/net") if n.startswith((VETH_PREFIX, BRIDGE))) == \
             sorted([BRIDGE, f"{VETH_PREFIX}1"])
     _assert_nothing_left(tmp_path / "next")
+
+
+@pytest.mark.hosts
+def test_lab_down_undoes_every_crashed_lab(tmp_path):
+    """`python -m tests.lab down` (no --dir), what the README gives a person after a crash: the
+    crashed lab's hosts, links and mounts are gone, wherever its workdir was."""
+    workdir = tmp_path / "crashed-elsewhere"
+    pids = _crash_a_lab(workdir)
+    cp = subprocess.run([sys.executable, "-m", "tests.lab", "down"], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False)
+    assert cp.returncode == 0, cp.stderr
+    assert "cleaning up stale lab in %s" % workdir in cp.stderr
+    _assert_nothing_left(workdir)
+    for pid in pids:
+        assert not Path(f"/proc/{pid}").exists() or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"

@@ -2,7 +2,7 @@
 
     python -m tests.lab demo     start the lab, run a real standard rotation, show what happened, tear down
     python -m tests.lab demo-more  the same for a TLS certificate, a database password and an AWS key
-    python -m tests.lab down     undo whatever a crashed lab left behind (hosts, links, mounts)
+    python -m tests.lab down     undo the hosts, links and mounts of every lab whose owner died
     python -m tests.lab up --dir DIR [--hosts N] [--k8s]   the lab as a daemon, for molecule (tests/lab/daemon.py)
     python -m tests.lab down --dir DIR                      stop it (or clean up after it)
     python -m tests.lab seed --dir DIR --inventory FILE     seed an API key and its consumers in it
@@ -107,8 +107,10 @@ def down(args):
     if args.dir:
         from tests.lab import daemon
         return daemon.down_cmd(args)
-    hosts.cleanup_stale(LAB_DIR / "demo" / "hosts")
-    return 0
+    warnings = hosts.cleanup_crashed()
+    for w in warnings:
+        print(w, file=sys.stderr)
+    return 1 if warnings else 0
 
 
 def main(argv=None):
