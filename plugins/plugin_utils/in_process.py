@@ -14,7 +14,10 @@ in the worker Ansible already forked for the task: the same module code, the sam
 ``AnsibleModule`` argument checks, the same ``no_log`` masking and the same result parsing
 (the result is serialised with the module's profile and read back with the controller's
 ``_parse_returned_data``, exactly as when it comes from a module process). Anywhere else,
-or with ``rotation_run_in_process: false``, the module runs the usual way.
+or with ``rotation_run_in_process: false``, the module runs the usual way. It also runs the
+usual way on every ansible-core release not in ``PROVEN_CORES``: the worker's internals change
+between releases (2.21 reworked the result handling), so a release is added only once the test
+matrix (noxfile.py) ran tests/integration/test_in_process.py on it.
 
 ansible.netcommon runs network modules in its worker the same way (``import_modules``);
 ansible-core keeps ``AnsibleModule._record_module_result`` as the hook for it.
@@ -29,30 +32,57 @@ import importlib
 import io
 import json
 import os
+import re
 import sys
 
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action.normal import ActionModule as NormalAction
+from ansible.release import __version__ as ANSIBLE_CORE_VERSION
 from ansible.utils.display import Display
-from ansible.vars.clean import remove_internal_keys
 
 display = Display()
 
 SWITCH = "rotation_run_in_process"
 AUTO_INTERPRETERS = ("auto", "auto_legacy", "auto_silent", "auto_legacy_silent")
 
+# The ansible-core releases (major, minor) whose worker internals this file was proven against
+# (tests/integration/test_in_process.py runs on each in the nox matrix). On any other release
+# the module runs as a module process, the public way: slower, never broken.
+PROVEN_CORES = ((2, 19), (2, 20), (2, 21))
 
-def _hooks():
-    """What in-process execution needs from ansible-core (2.19.1+), or None on older cores."""
+
+def _core_release(version=ANSIBLE_CORE_VERSION):
+    """(major, minor) of an ansible-core version string, or None when it cannot be read."""
+    match = re.match(r"(\d+)\.(\d+)", str(version))
+    return (int(match.group(1)), int(match.group(2))) if match else None
+
+
+def _hooks(version=ANSIBLE_CORE_VERSION):
+    """What in-process execution needs from ansible-core, or None on a release it was not proven
+    on (or one that lacks any of it: 2.19.0 has no ``_record_module_result``)."""
+    if _core_release(version) not in PROVEN_CORES:
+        return None
     try:
         from ansible.module_utils import _internal, basic
         from ansible.module_utils.common import warnings
         from ansible.module_utils.common.json import Direction, get_module_encoder
     except ImportError:
         return None
-    if not hasattr(basic.AnsibleModule, "_record_module_result") or not hasattr(basic, "_ANSIBLE_PROFILE"):
+    if not hasattr(basic.AnsibleModule, "_record_module_result") or not hasattr(basic, "_ANSIBLE_PROFILE") \
+            or not hasattr(warnings, "_global_warnings") or not hasattr(_internal, "is_controller"):
         return None
     return dict(internal=_internal, basic=basic, warnings=warnings, direction=Direction, encoder=get_module_encoder)
+
+
+def _result_dict(parsed):
+    """The task result from what ``_parse_returned_data`` gave, cleaned as ``_execute_module``
+    cleans it: a dict up to 2.20, a ``UnifiedTaskResult`` from 2.21 on."""
+    if hasattr(parsed, "as_result_dict"):
+        parsed.remove_internal_keys()
+        return parsed.as_result_dict(for_round_trip=True)
+    from ansible.vars.clean import remove_internal_keys  # up to 2.20
+    remove_internal_keys(parsed)
+    return parsed
 
 
 def _same_python(path, executable):
@@ -74,7 +104,10 @@ class InProcessModuleAction(NormalAction):
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
-        reason = self._why_not_in_process(task_vars)
+        try:
+            reason = self._why_not_in_process(task_vars)
+        except Exception as exc:  # never a crash: the module process is always there
+            reason = "could not decide (%s)" % type(exc).__name__
         if reason:
             display.vvvv("%s: module process (%s)" % (self._task.action, reason))
             return super(InProcessModuleAction, self).run(tmp, task_vars)
@@ -108,7 +141,7 @@ class InProcessModuleAction(NormalAction):
             if interpreter not in AUTO_INTERPRETERS and not _same_python(interpreter, sys.executable):
                 return "interpreter %s is not the controller's %s" % (interpreter, sys.executable)
         if _hooks() is None:
-            return "ansible-core before 2.19.1"
+            return "in-process execution is not proven on ansible-core %s" % ANSIBLE_CORE_VERSION
         return None
 
     def _run_in_process(self, task_vars):
@@ -149,9 +182,8 @@ class InProcessModuleAction(NormalAction):
              internal.is_controller, sys.stdout) = saved
         if not recorded:
             return dict(failed=True, rc=rc, msg="%s returned no result in the controller's worker." % module_name)
-        data = self._parse_returned_data(dict(rc=rc, stdout=recorded[-1], stderr=""), self.PROFILE)
-        remove_internal_keys(data)
-        return data
+        returned = dict(rc=rc, stdout=recorded[-1], stderr="", stdout_lines=recorded[-1].splitlines(), stderr_lines=[])
+        return _result_dict(self._parse_returned_data(returned, self.PROFILE))
 
     @staticmethod
     def _module_import_name(module_name):

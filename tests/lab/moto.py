@@ -1,5 +1,6 @@
 """A moto server: AWS IAM and Secrets Manager over HTTP on loopback."""
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -34,6 +35,8 @@ class Moto:
     def start(self, timeout=30):
         self.workdir.mkdir(parents=True, exist_ok=True)
         exe = Path(sys.executable).parent / "moto_server"
+        if not exe.exists():  # the nox matrix's virtualenvs take the lab's tools from PATH
+            exe = shutil.which("moto_server") or exe
         env = dict(os.environ)
         env.update(self.env())
         self.proc = _proc.start([str(exe), "-H", "127.0.0.1", "-p", str(self.port)],
