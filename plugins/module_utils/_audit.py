@@ -25,10 +25,20 @@ def now_iso():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def actor(env=None):
-    """Who ran it: AWX/Tower's user when present, else the OS user."""
+# Who ran it, first found wins: an explicit rotation_actor, the user AWX/AAP (or Tower) launched
+# the job as (passed as the extra vars awx_user_name / tower_user_name), then the environment.
+ACTOR_VARIABLES = ("rotation_actor", "awx_user_name", "tower_user_name")
+ACTOR_ENVIRONMENT = ("ROTATION_ACTOR", "AWX_USER_NAME", "TOWER_USER_NAME", "SUDO_USER", "USER")
+
+
+def actor(env=None, variables=None):
+    """Who ran it: the AWX/AAP user when AWX runs the job, else the OS user."""
+    for name in ACTOR_VARIABLES:
+        value = (variables or {}).get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
     env = os.environ if env is None else env
-    for name in ("AWX_USER_NAME", "TOWER_USER_NAME", "ROTATION_ACTOR", "SUDO_USER", "USER"):
+    for name in ACTOR_ENVIRONMENT:
         if env.get(name):
             return env[name]
     try:

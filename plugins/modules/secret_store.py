@@ -165,7 +165,7 @@ EXAMPLES = r"""
     metadata:
       consumers: "{{ rotation_credentials['payment-gateway-api'].consumers | map(attribute='name') }}"
     data:
-      rotated_by: "{{ lookup('ansible.builtin.env', 'USER') }}"
+      rotated_by: "{{ lookup('credops.rotation.actor') }}"
 
 - name: Every consumer has it
   credops.rotation.secret_store:

@@ -7,7 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from tests.unit._module_args import patch_module_args
 
 from ansible_collections.credops.rotation.plugins.module_utils import _sender
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError

@@ -4,7 +4,7 @@ import hmac
 import json
 
 import pytest
-from ansible.module_utils.testing import patch_module_args
+from tests.unit._module_args import patch_module_args
 
 from ansible_collections.credops.rotation.plugins.module_utils import _webhook
 from ansible_collections.credops.rotation.plugins.module_utils._webhook import (
