@@ -10,13 +10,28 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import datetime
 import json
 
+from ansible_collections.credops.rotation.plugins.module_utils._policy import UTC, parse_time
 
-def _ts(value):
-    """Comparable text for ISO-8601 UTC times ('Z' or '+00:00', any fraction)."""
-    text = str(value or "").replace("+00:00", "Z")
-    return text
+
+_EARLIEST = datetime.datetime.min.replace(tzinfo=UTC)
+
+
+def _time(value):
+    """The moment an ISO-8601 time names (any fraction, Z or any offset), or None when there is
+    none or it cannot be read. Compared as moments, not as text: as text,
+    '...10:30:00.123Z' sorts before '...10:30:00Z', and '+01:00' times out of order."""
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
+def _order(value):
+    """Sort key: the moment, with unreadable or missing times first (never dropped)."""
+    return _time(value) or _EARLIEST
 
 
 def store_reads(lines, mount, path, since):
@@ -41,7 +56,8 @@ def store_reads(lines, mount, path, since):
         if request.get("path") not in wanted or request.get("operation") not in ("read", "list"):
             continue
         when = entry.get("time")
-        if since and _ts(when) < _ts(since):
+        moment, start = _time(when), _time(since)
+        if moment and start and moment < start:  # a read at an unreadable time is kept
             continue
         auth = entry.get("auth") or {}
         reads.append(dict(time=when, source=request.get("remote_address"),
@@ -53,8 +69,8 @@ def store_reads(lines, mount, path, since):
 def summarize(uses, reads, known_sources):
     """Earliest use of the key from a source that is not a known consumer, and counts."""
     known = set(known_sources or ())
-    unknown = sorted((u for u in uses or [] if u.get("source") not in known), key=lambda u: _ts(u.get("time")))
-    all_uses = sorted(uses or [], key=lambda u: _ts(u.get("time")))
+    unknown = sorted((u for u in uses or [] if u.get("source") not in known), key=lambda u: _order(u.get("time")))
+    all_uses = sorted(uses or [], key=lambda u: _order(u.get("time")))
     return dict(
         uses=len(all_uses),
         first_use=all_uses[0]["time"] if all_uses else None,

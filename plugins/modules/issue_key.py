@@ -223,14 +223,19 @@ def issue(issuer, credential, check_mode):
 def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     credential = module.params["credential"]
+    issuer = None
     try:
         issuer = issuer_from_params(module.params)
         changed, result = issue(issuer, credential, module.check_mode)
     except RotationError as exc:
+        for warning in getattr(issuer, "warnings", ()):
+            module.warn(warning)
         module.fail_json(msg=str(exc), step=exc.step)
     except Exception as exc:  # a bug or an unforeseen library error: still no secret in the message
         module.fail_json(msg="credential '%s', step issue: unexpected %s: %s" % (
             credential, type(exc).__name__, scrub(exc, ())), exception=traceback.format_exc())
+    for warning in issuer.warnings:
+        module.warn(warning)
     module.exit_json(changed=changed, **result)
 
 

@@ -7,13 +7,15 @@ import io
 import json
 import math
 import re
+import socket
 import string
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import yaml
-from ansible.module_utils.six.moves.urllib.error import HTTPError
+from ansible.module_utils.six.moves import http_client
+from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 
 from ansible_collections.credops.rotation.plugins.module_utils import _http
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
@@ -222,7 +224,7 @@ def test_rest_retry_after_is_honoured(http):
                 (201, {"id": "key_1", "api_key": SECRET}, {}))
     assert rest(sleeps=sleeps).create()["id"] == "key_1"
     assert len(fake.calls) == 3
-    assert sleeps == [7.0, 1.0]  # Retry-After, then backoff 0.5 * 2**1
+    assert sleeps[0] == 7.0 and 0.5 <= sleeps[1] <= 1.0  # Retry-After, then backoff 0.5 * 2**1 with jitter
 
 
 def test_rest_retry_after_http_date():
@@ -246,12 +248,64 @@ def test_rest_unreachable(monkeypatch):
     from ansible.module_utils.six.moves.urllib.error import URLError
 
     def refuse(*args, **kwargs):
-        raise URLError("[Errno 111] Connection refused")
+        raise URLError(ConnectionRefusedError(111, "Connection refused"))  # as urllib reports it
     monkeypatch.setattr(_http, "open_url", refuse)
     issuer = rest(retries=1)
     with pytest.raises(RotationError) as err:
         issuer.create()
     assert "could not reach" in str(err.value) and "issuer.base_url" in str(err.value)
+    assert issuer.warnings == ["POST /api/v1/api-keys: ConnectionRefusedError; retry 1 of 1 in %s s" % issuer.warnings[0].split()[-2]]
+
+
+def _fails_after_sending(kind):
+    """What open_url raises when the request went out and no answer came back."""
+    def fail(*args, **kwargs):
+        fail.calls += 1
+        raise {"timeout": URLError(socket.timeout("timed out")), "reset": ConnectionResetError(104, "reset"),
+               "closed": http_client.RemoteDisconnected("Remote end closed connection without response")}[kind]
+    fail.calls = 0
+    return fail
+
+
+@pytest.mark.parametrize("kind", ["timeout", "reset", "closed"])
+def test_rest_create_is_not_resent_when_it_may_have_arrived(monkeypatch, kind):
+    fail = _fails_after_sending(kind)
+    monkeypatch.setattr(_http, "open_url", fail)
+    issuer = rest()
+    with pytest.raises(RotationError) as err:
+        issuer.create()
+    assert fail.calls == 1  # a second POST could make a second key
+    assert "was not sent again" in str(err.value) and "revoke it" in str(err.value)
+    assert issuer.warnings == []
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_rest_create_is_not_resent_after_a_server_error(http, status):
+    fake = http((status, None, {}), (201, {"id": "key_2", "api_key": SECRET}, {}))
+    with pytest.raises(RotationError) as err:
+        rest().create()
+    assert len(fake.calls) == 1
+    assert "HTTP %d" % status in str(err.value) and "not sent again" in str(err.value)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
+def test_rest_idempotent_calls_are_retried_with_jitter_and_a_warning(http, status):
+    sleeps = []
+    fake = http((status, None, {}), (status, None, {}), (204, None, {}))
+    issuer = rest(sleeps=sleeps)
+    assert issuer.revoke("key_1") is True
+    assert len(fake.calls) == 3 and [c["method"] for c in fake.calls] == ["DELETE"] * 3
+    assert 0.25 <= sleeps[0] <= 0.5 and 0.5 <= sleeps[1] <= 1.0  # backoff 0.5 * 2**n, the upper half random
+    assert [w.split(";")[0] for w in issuer.warnings] == ["DELETE /api/v1/api-keys/key_1: HTTP %d" % status] * 2
+
+
+def test_rest_timeouts_of_idempotent_calls_are_retried(monkeypatch):
+    fail = _fails_after_sending("timeout")
+    monkeypatch.setattr(_http, "open_url", fail)
+    issuer = rest(retries=2)
+    with pytest.raises(RotationError) as err:
+        issuer.revoke("key_1")
+    assert fail.calls == 3 and "could not reach" in str(err.value) and len(issuer.warnings) == 2
 
 
 # --- rest: revoke / exists / test / usage -------------------------------------------------------

@@ -234,3 +234,34 @@ def test_pki_cert_url_from_the_issuer_block_or_vault_addr(monkeypatch):
     assert pki_cert_url(issuer, "ca_chain") == "https://vault.example.org:8200/v1/pki_int/cert/ca_chain"
     monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
     assert pki_cert_url({"kind": "vault_pki"}, "aa-bb") == "http://127.0.0.1:8200/v1/pki/cert/aa-bb"
+
+
+# --- scope: times are compared as moments, not as text ----------------------------------------
+def _audit_line(when, path="secret/data/api-credentials/x"):
+    return json.dumps({"type": "request", "time": when, "request": {"path": path, "operation": "read",
+                                                                     "remote_address": "10.0.0.9"}})
+
+
+@pytest.mark.parametrize("when, since, kept", [
+    ("2026-12-01T10:30:00.123Z", "2026-12-01T10:30:00Z", True),         # fraction after a whole second
+    ("2026-12-01T10:30:00.123456789Z", "2026-12-01T10:30:00.5Z", False),
+    ("2026-12-01T11:15:00+01:00", "2026-12-01T10:30:00Z", False),       # 10:15 UTC, before
+    ("2026-12-01T11:45:00+01:00", "2026-12-01T10:30:00Z", True),        # 10:45 UTC
+    ("2026-12-01T10:45:00Z", "2026-12-01T11:00:00+01:00", True),        # since 10:00 UTC
+    ("2026-12-01T05:31:00-05:00", "2026-12-01T10:30:00Z", True),        # 10:31 UTC
+    ("not a time", "2026-12-01T10:30:00Z", True),                        # unreadable: kept, never dropped
+])
+def test_store_reads_since_compares_moments(when, since, kept):
+    reads = _scope.store_reads([_audit_line(when)], "secret", "api-credentials/x", since)
+    assert (len(reads) == 1) is kept
+
+
+def test_summarize_orders_uses_by_moment():
+    uses = [{"time": "2026-12-01T10:30:00Z", "source": "10.0.0.1"},
+            {"time": "2026-12-01T10:30:00.123Z", "source": "10.0.0.2"},
+            {"time": "2026-12-01T11:29:00+01:00", "source": "10.0.0.3"}]  # 10:29 UTC: the first
+    scope = _scope.summarize(uses, [], known_sources=["10.0.0.1"])
+    assert scope["first_use"] == "2026-12-01T11:29:00+01:00"
+    assert scope["earliest_unauthorized_use"] == "2026-12-01T11:29:00+01:00"
+    scope = _scope.summarize(uses, [], known_sources=["10.0.0.1", "10.0.0.3"])
+    assert scope["earliest_unauthorized_use"] == "2026-12-01T10:30:00.123Z"

@@ -70,6 +70,8 @@ class Issuer(object):
     def __init__(self, config, credential):
         self.config = config or {}
         self.credential = credential
+        #: what the module should tell the user (retries, ...), never a secret
+        self.warnings = []
 
     def error(self, message, step=None, fix=None, secrets=()):
         """A RotationError naming this credential; ``secrets`` are scrubbed from the message."""

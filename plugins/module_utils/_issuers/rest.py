@@ -20,7 +20,8 @@ import traceback
 from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.six.moves.urllib.parse import quote
 
-from ansible_collections.credops.rotation.plugins.module_utils._http import connection_errors, request
+from ansible_collections.credops.rotation.plugins.module_utils._http import (
+    IDEMPOTENT_METHODS, NOT_PROCESSED_STATUSES, NotResent, connection_errors, request)
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
 
 try:
@@ -207,7 +208,14 @@ class RestIssuer(Issuer):
         try:
             resp = request(method, self.base_url + path, headers=all_headers, json_body=body, form=form,
                            timeout=self.timeout, retries=self.retries, validate_certs=self.validate_certs,
-                           ca_path=self.ca_path, sleep=self.sleep)
+                           ca_path=self.ca_path, sleep=self.sleep, warn=self.warnings.append)
+        except NotResent as exc:
+            raise self.error(
+                "%s %s: the connection to the issuer at %s failed after the request was sent (%s); it was not "
+                "sent again, since a second %s could make a second key." % (method, path, self.base_url, exc.reason, method),
+                step=step, secrets=secrets,
+                fix="the issuer may have made a key that no store holds: look for one made just now at the issuer "
+                    "and revoke it, then run again.")
         except connection_errors() as exc:
             reason = getattr(exc, "reason", None) or exc
             raise self.error(
@@ -224,6 +232,10 @@ class RestIssuer(Issuer):
             fix = "check issuer.auth: the issuer refused the admin credential or it lacks permission for this call."
         elif status == 404:
             fix = "check issuer.base_url and issuer.%s.path." % name
+        elif status >= 500 and method not in IDEMPOTENT_METHODS and status not in NOT_PROCESSED_STATUSES:
+            fix = ("the issuer failed (HTTP %d) and may still have acted on the %s, so it was not sent again: "
+                   "look for a key made just now at the issuer and revoke it if no store holds it, then run again."
+                   % (status, method))
         elif status == 429 or status >= 500:
             fix = ("the issuer is rate-limiting or failing (still HTTP %d after %d retries); try again later, "
                    "or raise retries." % (status, self.retries))
