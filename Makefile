@@ -27,6 +27,10 @@ test: setup
 matrix: setup
 	$(VENV)/bin/nox -s "$(MATRIX)"
 
+lint: setup
+	.venv-lint/bin/ansible-lint --profile production
+	.venv-lint/bin/antsibull-changelog lint
+
 unit: setup
 	$(VENV)/bin/python -m pytest tests/unit
 

@@ -32,6 +32,12 @@ if ! cmp -s requirements-test.txt .venv/.requirements-installed 2>/dev/null \
   cp requirements.txt .venv/.requirements-main
 fi
 .venv/bin/pip check
+# ansible-lint and antsibull-changelog pin an ansible-core of their own: a virtualenv of their own
+# (tests/integration/test_lint.py, make lint).
+if [ ! -x .venv-lint/bin/ansible-lint ] || [ ! -x .venv-lint/bin/antsibull-changelog ]; then
+  "$PY" -m venv .venv-lint
+  .venv-lint/bin/pip install -q --disable-pip-version-check 'ansible-lint>=26,<27' 'antsibull-changelog>=0.36,<1'
+fi
 
 # The checkout is the collection: make it importable as ansible_collections.credops.rotation.
 mkdir -p .collections/ansible_collections/credops

@@ -1,6 +1,10 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters that turn the dependency map into the work of one run, host by host."""
+"""Filters that turn the dependency map into the work of one run, host by host.
+
+Each filter is documented in the YAML file of its own name beside this one
+(``ansible-doc -t filter credops.rotation.NAME``).
+"""
 
 from __future__ import absolute_import, division, print_function
 
@@ -13,47 +17,6 @@ from ansible_collections.credops.rotation.plugins.module_utils import _policy
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import utc_iso
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.vault_pki import cert_validity
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import IN_FLIGHT
-
-DOCUMENTATION = r"""
-name: rotation_plan
-short_description: The deploy work of a rotation run, per consumer host
-description:
-  - From C(rotation_credentials), the credentials this run rotates and the inventory's
-    C(groups), returns a mapping from each host that must receive a value to the list of
-    work items it runs, in the consumers' order. C(systemd) and C(batch) consumers name
-    hosts or groups; a C(kubernetes) consumer names its C(cluster) host.
-  - Each item is C({credential, consumer, index, kind}).
-version_added: 0.1.0
-options:
-  _input:
-    description: The C(rotation_credentials) mapping.
-    type: dict
-    required: true
-  queue:
-    description: Names of the credentials this run deploys.
-    type: list
-    elements: str
-    required: true
-  groups:
-    description: The inventory's C(groups) magic variable.
-    type: dict
-    required: true
-  only:
-    description: Restrict to consumers whose C(name) is in this list (for a partial roll back).
-    type: dict
-"""
-
-EXAMPLES = r"""
-- name: Plan the deploy step
-  ansible.builtin.set_fact:
-    preflight_plan: "{{ rotation_credentials | credops.rotation.rotation_plan(preflight_queue, groups) }}"
-"""
-
-RETURN = r"""
-_value:
-  description: Mapping host -> list of work items.
-  type: dict
-"""
 
 
 def _hosts_of(pattern, groups):

@@ -59,7 +59,7 @@ def _play(tmp_path, extra_vars, events=("issued", "failed")):
     book = tmp_path / "play.yml"
     book.write_text(json.dumps([{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]))
     log = tmp_path / "audit.jsonl"
-    proc = run_playbook(book, inventory="localhost,", verbosity=3,
+    proc = run_playbook(book, inventory="localhost,", verbosity=3, cwd=str(tmp_path),
                         extra_vars=dict({"rotation_audit_log": str(log), "ansible_python_interpreter": sys.executable},
                                         **extra_vars),
                         env={"AUDIT_COLLECTOR_TOKEN": TOKEN, "AWX_USER_NAME": "", "USER": "root"})

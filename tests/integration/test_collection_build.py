@@ -37,6 +37,24 @@ def test_build_leaves_out_local_state(installed):
     assert "playbooks/rotate.yml" in names and "meta/runtime.yml" in names
 
 
+def test_build_ships_what_users_need_and_not_the_lab(installed):
+    """The license, the changelog and the metadata ship; the lab, the benchmarks and the
+    development tools (and what needs the lab to work) stay in the checkout."""
+    _tmp, _env, tarball = installed
+    names = set(subprocess.run(["tar", "tzf", str(tarball)], capture_output=True, text=True,
+                               check=True).stdout.split())
+    wanted = ["LICENSE", "CHANGELOG.rst", "changelogs/changelog.yaml", "meta/runtime.yml", "README.md",
+              "inventories/example/hosts.yml", "inventories/example/group_vars/all/credentials.yml"]
+    if (ROOT / "meta" / "execution-environment.yml").exists():
+        wanted.append("meta/execution-environment.yml")
+    assert [name for name in wanted if name not in names] == []
+    left_out = ("tests/lab/", "tests/integration/", "benchmarks/", "scripts/", "inventories/demo/",
+                "extensions/molecule/", ".venv-lint/", ".ansible/", "tests/output/")
+    assert sorted(n for n in names if n.startswith(left_out) or n.rstrip("/") + "/" in left_out) == []
+    assert not {"Makefile", ".gitignore", ".ansible-lint"} & names
+    assert "GNU GENERAL PUBLIC LICENSE" in (ROOT / "LICENSE").read_text()[:200]
+
+
 @pytest.mark.parametrize("playbook", PLAYBOOKS)
 def test_playbook_runs_by_its_collection_name(installed, playbook):
     tmp, env, _tarball = installed
