@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run `ansible-test sanity` against the working tree (committed, modified and untracked
-# files; .venv, .collections and .lab left out). ansible-test needs the collection at
+# files; .venv, .collections and .lab left out, and inventories/demo: an inventory script of the
+# local lab, which build_ignore keeps out of the collection). ansible-test needs the collection at
 # .../ansible_collections/credops/rotation inside a git tree, so the files are copied to a
 # temporary directory, made a git repository there, and tested from it.
 # Extra arguments go to ansible-test, e.g. ./scripts/sanity.sh --test validate-modules
@@ -22,7 +23,7 @@ mkdir -p "$dest"
 (
   cd "$root"
   git ls-files -co --exclude-standard -z \
-    | grep -zvE '^(\.venv|\.collections|\.lab)(/|$)' \
+    | grep -zvE '^(\.venv|\.collections|\.lab|inventories/demo)(/|$)' \
     | while IFS= read -r -d '' f; do
         if [ -e "$f" ] || [ -L "$f" ]; then printf '%s\0' "$f"; fi
       done \

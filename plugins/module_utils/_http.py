@@ -37,6 +37,7 @@ class NotResent(URLError):
     """A request that is not idempotent failed in a way that leaves open whether the server
     acted on it (timeout, dropped connection); it was not sent again."""
 
+
 # The shared argspec of every option that describes how to talk HTTP (doc fragment: http).
 HTTP_ARGSPEC = dict(
     validate_certs=dict(type="bool", default=True),

@@ -19,7 +19,7 @@ description:
     environment variables E(ROTATION_ACTOR), E(AWX_USER_NAME), E(TOWER_USER_NAME), E(SUDO_USER),
     E(USER), else the OS user; the P(credops.rotation.actor#lookup) lookup gives the same name.
   - Each entry also goes to the durable sinks of O(sinks) (default the variable
-    C(rotation_audit_sinks)), after the file: syslog/journald (what the runbook's C(logger)
+    C(rotation_audit_sinks)), after the file - syslog/journald (what the runbook's C(logger)
     does) or an HTTP log collector. Under AWX/AAP the job's working directory, and a relative
     C(rotation_audit_log) in it, is lost with the job's container; without a sink the task warns.
   - A sink that fails gives a warning, or fails the task when the sink sets C(required=true);

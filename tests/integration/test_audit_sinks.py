@@ -54,8 +54,8 @@ def syslog_socket(tmp_path):
 def _play(tmp_path, extra_vars, events=("issued", "failed")):
     tasks = [{"name": "audit " + event, "credops.rotation.audit_event": {
         "credential": "payment-gateway-api", "event": event, "key_id": "key-1"}} for event in events]
-    tasks.append({"name": "who", "ansible.builtin.copy": {"content": "{{ lookup('credops.rotation.actor') }}",
-                                                           "dest": str(tmp_path / "actor.txt"), "mode": "0600"}})
+    who = {"content": "{{ lookup('credops.rotation.actor') }}", "dest": str(tmp_path / "actor.txt"), "mode": "0600"}
+    tasks.append({"name": "who", "ansible.builtin.copy": who})
     book = tmp_path / "play.yml"
     book.write_text(json.dumps([{"hosts": "localhost", "connection": "local", "gather_facts": False, "tasks": tasks}]))
     log = tmp_path / "audit.jsonl"
@@ -81,7 +81,7 @@ def test_entries_reach_syslog_and_http_with_the_awx_user(tmp_path, collector, sy
     assert {e["actor"] for e in entries} == {"alice-awx"}
     assert (tmp_path / "actor.txt").read_text() == "alice-awx"
     # syslog: <PRI>TAG: JSON, authpriv (10) x 8 + info (6) / warning (4), one datagram per entry
-    datagrams = [sock.recv(65536).decode() for _ in entries]
+    datagrams = [sock.recv(65536).decode() for _entry in entries]
     parsed = [re.match(r"^<(\d+)>credops-rotation: (\{.*\})\x00?$", d) for d in datagrams]
     assert all(parsed), datagrams
     assert [int(m.group(1)) for m in parsed] == [86, 84]

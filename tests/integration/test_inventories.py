@@ -83,8 +83,8 @@ def test_example_parses():
     assert proc.returncode == 0, proc.stderr
     assert "[WARNING]" not in proc.stderr, proc.stderr
     listed = json.loads(proc.stdout)
-    assert set(listed["all"]["children"]) >= {"web", "orders_api", "webhook_receivers", "tls_edge", "batch",
-                                             "clusters"}
+    groups = {"web", "orders_api", "webhook_receivers", "tls_edge", "batch", "clusters"}
+    assert set(listed["all"]["children"]) >= groups
     assert "rotation_credentials" in listed["_meta"]["hostvars"]["localhost"]
 
 

@@ -238,8 +238,8 @@ def test_pki_cert_url_from_the_issuer_block_or_vault_addr(monkeypatch):
 
 # --- scope: times are compared as moments, not as text ----------------------------------------
 def _audit_line(when, path="secret/data/api-credentials/x"):
-    return json.dumps({"type": "request", "time": when, "request": {"path": path, "operation": "read",
-                                                                     "remote_address": "10.0.0.9"}})
+    request = {"path": path, "operation": "read", "remote_address": "10.0.0.9"}
+    return json.dumps({"type": "request", "time": when, "request": request})
 
 
 @pytest.mark.parametrize("when, since, kept", [
