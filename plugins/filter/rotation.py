@@ -43,7 +43,8 @@ def _now(now):
 _first_line = _inventory.first_line
 
 
-def validate_credentials(credentials, groups=None, hosts=None, now=None, warn=True, check_secrets=True):
+def validate_credentials(credentials, groups=None, hosts=None, now=None, warn=True, check_secrets=True,
+                         require_contact=True):
     """rotation_credentials | credops.rotation.validate_credentials(groups, hostvars.keys() | list)
 
     Returns the list of error strings (empty when valid). Unknown fields are shown as warnings.
@@ -51,7 +52,7 @@ def validate_credentials(credentials, groups=None, hosts=None, now=None, warn=Tr
     problems = []
     credentials = _inventory.resolve(credentials, "", problems)
     errors, warnings = _inventory.validate(credentials, groups, _hosts_arg(hosts), _now(now),
-                                           check_secrets=check_secrets)
+                                           check_secrets=check_secrets, require_contact=require_contact)
     if problems:
         unresolved = set(path for path, _exc in problems)
         errors = ["%s: cannot be templated (%s). Fix: define the variable or correct the expression." % (

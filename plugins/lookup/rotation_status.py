@@ -131,8 +131,14 @@ _raw:
       type: list
       elements: str
     rotation_contact:
-      description: Who owns the credential.
+      description: Who owns the credential (null when the record names none).
       type: str
+    findings:
+      description:
+        - Gaps of the record that block no report but must be fixed, for example no C(rotation_contact)
+          (check_expiry lists them instead of refusing the inventory); empty when none.
+      type: list
+      elements: str
     not_after:
       description: Certificates - the earliest not_after seen.
       type: str

@@ -121,10 +121,11 @@ def _templated(value):
 
 
 class _Report(object):
-    def __init__(self, check_secrets=True):
+    def __init__(self, check_secrets=True, require_contact=True):
         self.errors = []
         self.warnings = []
         self.check_secrets = check_secrets
+        self.require_contact = require_contact
 
     def error(self, path, problem, fix):
         self.errors.append("%s: %s. Fix: %s." % (path, problem.rstrip("."), fix.rstrip(".")))
@@ -183,16 +184,18 @@ class Inventory(object):
 # Validation
 # ---------------------------------------------------------------------------------------------
 
-def validate(credentials, groups=None, hosts=None, now=None, check_secrets=True):
+def validate(credentials, groups=None, hosts=None, now=None, check_secrets=True, require_contact=True):
     """Check ``rotation_credentials`` against the contract.
 
     ``groups``: the inventory's ``groups`` (name -> host names); ``hosts``: every inventory
     host name (e.g. ``hostvars.keys()``). When both are None, consumer hosts are not checked
     for existence. ``check_secrets=False`` skips the presence check of the issuer's admin
     secrets (auth token/password/value), for runs that never talk to an issuer (the due
-    report). Returns ``(errors, warnings)``: lists of strings; valid input gives no errors.
+    report). ``require_contact=False`` accepts a record without ``rotation_contact`` (the due
+    report shows it as a finding of the row instead: no owner blocks no report).
+    Returns ``(errors, warnings)``: lists of strings; valid input gives no errors.
     """
-    report = _Report(check_secrets)
+    report = _Report(check_secrets, require_contact)
     inventory = Inventory(groups, hosts)
     now = _policy.parse_time(now) if now is not None else datetime.datetime.now(_policy.UTC)
     if credentials is None:
@@ -250,7 +253,7 @@ def _validate_record(report, path, record, inventory, now, claims):
                             % (value, table, ctype, risk or _policy.DEFAULT_RISK))
 
     contact = record.get("rotation_contact")
-    if not _is_str(contact):
+    if not _is_str(contact) and report.require_contact:
         report.error(path + ".rotation_contact", "missing or empty" if contact in (None, "") else
                      "must be a string, got %s" % type(contact).__name__,
                      "name who owns this credential, e.g. `rotation_contact: payments-team@example.org`")

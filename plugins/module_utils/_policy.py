@@ -278,6 +278,26 @@ def consumer_names(record):
     return [c.get("name") for c in (record or {}).get("consumers") or [] if isinstance(c, dict)]
 
 
+def _has_contact(contact):
+    return isinstance(contact, str) and contact.strip() != ""
+
+
+def findings(record):
+    """Gaps of a record that block no report but must be fixed (the due report lists them)."""
+    found = []
+    contact = (record or {}).get("rotation_contact")
+    if not _has_contact(contact):
+        found.append("no owner: rotation_contact is %s. Fix: name who owns this credential, e.g. "
+                     "`rotation_contact: payments-team@example.org` (rotate.yml and emergency.yml refuse "
+                     "a record without one)" % ("missing or empty" if contact in (None, "") or _is_blank(contact)
+                                                else "not a string (%s)" % type(contact).__name__))
+    return found
+
+
+def _is_blank(value):
+    return isinstance(value, str) and not value.strip()
+
+
 def due_row(name, record, now, last_rotated=None, source=None, not_before=None, not_after=None,
             error=None, hosts=None):
     """One row of the due report (what check_expiry prints): never a secret, only facts."""
@@ -300,7 +320,8 @@ def due_row(name, record, now, last_rotated=None, source=None, not_before=None, 
         "source": source if not error else None,
         "reason": result["reason"],
         "consumers": consumer_names(record),
-        "rotation_contact": record.get("rotation_contact"),
+        "rotation_contact": record.get("rotation_contact") if _has_contact(record.get("rotation_contact")) else None,
+        "findings": findings(record),
     }
     if not_after:
         row["not_after"] = format_time(not_after)

@@ -582,3 +582,76 @@ def test_discover_consumers_reports_drift_both_ways(tmp_path, k8s):
     for planted_value in ("never-printed", "never-read", "commented-out"):
         assert planted_value not in proc.stdout and planted_value not in proc.stderr
         assert planted_value not in report.read_text()
+
+
+# --- a record without an owner is a finding, not a refusal; the default callback -------------
+
+def _no_owner_credentials(live_url):
+    creds = clean_credentials(live_url)
+    del creds["warn-key"]["rotation_contact"]
+    creds["created-only"]["rotation_contact"] = ""
+    creds["old-key"] = record("api_key", kv("expiry/old-key", "api_key"))
+    del creds["old-key"]["rotation_contact"]
+    return creds
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("fmt", ["json", "text", "html"])
+def test_missing_rotation_contact_is_a_finding_not_a_refusal(tmp_path, planted, lab_env, live_tls, fmt):
+    proc, report = run_check(tmp_path, _no_owner_credentials(live_tls.url), lab_env, fmt=fmt, name="owner-" + fmt,
+                             extra={"check_expiry_read_endpoints": False})
+    # every credential is reported; old-key is overdue, so the run still fails - after the report
+    assert proc.returncode != 0 and report.exists(), proc.stdout[-3000:]
+    assert "nothing was read" not in proc.stdout
+    text = report.read_text()
+    if fmt == "json":
+        by_name = dict((r["credential"], r) for r in json.loads(text))
+        assert sorted(by_name) == sorted(list(EXPECTED_CLEAN) + ["old-key"])
+        for name in ("warn-key", "created-only", "old-key"):
+            assert by_name[name]["rotation_contact"] is None
+            assert len(by_name[name]["findings"]) == 1 and "no owner: rotation_contact is missing or empty" in \
+                by_name[name]["findings"][0], by_name[name]
+        assert by_name["fresh-key"]["findings"] == [] and by_name["fresh-key"]["rotation_contact"] == "team@example.org"
+        assert (by_name["old-key"]["status"], by_name["warn-key"]["status"]) == ("overdue", "warning")
+    elif fmt == "text":
+        assert "7 credential(s), 1 overdue" in text and ", 3 finding(s)" in text
+        findings = text.split("Findings (they block no report; fix them in the inventory):", 1)[1]
+        for name in ("warn-key", "created-only", "old-key"):
+            assert "  %s: no owner: rotation_contact is missing or empty" % name in findings
+    else:
+        assert "<h2>Findings" in text and "<b>old-key</b>: no owner: rotation_contact is missing or empty" in text
+    assert "contact nobody" in proc.stdout  # the failure names no owner for old-key
+    assert_no_secret(planted, proc.stdout, proc.stderr, text)
+
+
+@pytest.mark.lab
+def test_rotate_still_refuses_a_record_without_owner(tmp_path, planted, lab_env, live_tls):
+    """The contract's record names its owner; a rotation (which changes things) still needs one."""
+    creds = {"warn-key": clean_credentials(live_tls.url)["warn-key"]}
+    del creds["warn-key"]["rotation_contact"]
+    inventory = write_inventory(tmp_path / "inv-rotate-owner", creds)
+    proc = run_playbook("playbooks/rotate.yml", inventory=inventory, env=dict(lab_env, PROVIDER_ADMIN_TOKEN=ADMIN_TOKEN),
+                        check=True)
+    assert proc.returncode != 0
+    assert "warn-key.rotation_contact: missing or empty" in proc.stdout
+
+
+@pytest.mark.lab
+def test_text_report_is_readable_under_the_default_callback(tmp_path, planted, lab_env, live_tls):
+    """No project ansible.cfg (users do not have ours, with callback_result_format=yaml): the printed
+    text report must come out line by line, not as one line with literal \\n."""
+    empty_cfg = tmp_path / "ansible.cfg"
+    empty_cfg.write_text("[defaults]\n")
+    inventory = write_inventory(tmp_path / "inv-default-cb", _no_owner_credentials(live_tls.url))
+    proc = run_playbook(PLAYBOOK, inventory=inventory, extra_vars={"check_expiry_read_endpoints": False},
+                        env=dict(lab_env, ANSIBLE_CONFIG=str(empty_cfg)))
+    assert proc.returncode != 0  # old-key is overdue
+    printed = proc.stdout.split("Record | print the text report", 1)[1].split("TASK [", 1)[0]
+    assert "\\n" not in printed, printed[:3000]
+    lines = [line.strip().strip('",').strip() for line in proc.stdout.splitlines()]
+    assert any(line.startswith("Credential rotation report as of") for line in lines), proc.stdout[-3000:]
+    assert any(line.startswith("STATUS    CREDENTIAL") for line in lines)
+    assert any(line.startswith("OVERDUE   old-key") for line in lines)
+    assert any(line.startswith("WARNING   warn-key") for line in lines)
+    assert any(line.startswith("old-key: no owner: rotation_contact is missing or empty") for line in lines)
+    assert_no_secret(planted, proc.stdout, proc.stderr)
