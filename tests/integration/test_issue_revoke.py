@@ -99,7 +99,7 @@ class Scenario:
 def cert_serials(hvac_client):
     try:
         return set(hvac_client.secrets.pki.list_certificates(mount_point="pki")["data"]["keys"])
-    except Exception:  # noqa: BLE001 - an empty list is a 404 in Vault
+    except Exception:  # noqa: BLE001 - Vault answers an empty list with Not Found
         return set()
 
 
