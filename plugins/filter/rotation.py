@@ -18,7 +18,7 @@ import datetime
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.credops.rotation.plugins.module_utils import _inventory, _policy
+from ansible_collections.credops.rotation.plugins.module_utils import _audit_sinks, _inventory, _policy
 
 display = Display()
 
@@ -44,10 +44,12 @@ _first_line = _inventory.first_line
 
 
 def validate_credentials(credentials, groups=None, hosts=None, now=None, warn=True, check_secrets=True,
-                         require_contact=True):
+                         require_contact=True, audit_sinks=None):
     """rotation_credentials | credops.rotation.validate_credentials(groups, hostvars.keys() | list)
 
     Returns the list of error strings (empty when valid). Unknown fields are shown as warnings.
+    ``audit_sinks`` (the run's ``rotation_audit_sinks``) is checked too: a bad sink would
+    otherwise fail the first audit entry, after something changed.
     """
     problems = []
     credentials = _inventory.resolve(credentials, "", problems)
@@ -61,7 +63,7 @@ def validate_credentials(credentials, groups=None, hosts=None, now=None, warn=Tr
     if warn:
         for text in warnings:
             display.warning("rotation_credentials.%s" % text)
-    return errors
+    return errors + _audit_sinks.problems(audit_sinks)
 
 
 def credential_warnings(credentials, groups=None, hosts=None, now=None):

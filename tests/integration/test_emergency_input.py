@@ -47,3 +47,20 @@ def test_bad_input_stops_before_the_revocation(inventory, extra, expected):
     assert proc.returncode == 2, proc.stdout[-3000:]
     assert expected in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
     assert REVOKE_TASK not in proc.stdout  # the run never reached the first network step
+
+
+BAD_SINKS = [{"type": "syslog"}, {"type": "http", "url": "logs.example.org/in"}]
+SINK_PROBLEM = "rotation_audit_sinks[1].url: an http:// or https:// URL is required"
+
+
+@pytest.mark.parametrize("playbook, extra", [
+    ("playbooks/emergency.yml", {"credential": "api", "incident": "INC-1"}),
+    ("playbooks/rotate.yml", {"credentials": ["api"], "force": True}),
+    ("playbooks/rollback.yml", {"credential": "api"}),
+])
+def test_a_bad_audit_sink_stops_every_run_before_anything_changes(inventory, playbook, extra):
+    proc = run_playbook(playbook, inventory=inventory, extra_vars=dict(extra, rotation_audit_sinks=BAD_SINKS))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 2, output[-3000:]
+    assert SINK_PROBLEM in output, output[-3000:]
+    assert REVOKE_TASK not in proc.stdout and "Issue | create a new value" not in proc.stdout

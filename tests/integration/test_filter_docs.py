@@ -7,19 +7,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ansible_collections.credops.rotation.plugins.filter import plan, rotation
+from ansible_collections.credops.rotation.plugins.filter import env_file, plan, rotation
 
 from tests.lab.ansible_runner import ansible_env
 
 ROOT = Path(__file__).resolve().parents[2]
 FILTERS = {}
-for _module in (rotation, plan):
+MODULES = (rotation, plan, env_file)
+for _module in MODULES:
     FILTERS.update(_module.FilterModule().filters())
 
 
 def test_every_filter_has_its_own_documentation():
     names = sorted(FILTERS)
-    assert len(names) == len(rotation.FilterModule().filters()) + len(plan.FilterModule().filters())
+    assert len(names) == sum(len(module.FilterModule().filters()) for module in MODULES)
     proc = subprocess.run([str(Path(sys.executable).parent / "ansible-doc"), "-t", "filter", "--json"]
                           + ["credops.rotation." + name for name in names],
                           capture_output=True, text=True, env=ansible_env(), cwd=str(ROOT), timeout=120,
