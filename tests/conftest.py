@@ -82,6 +82,19 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(scope="module")
+def webhook_sender(rotation_lab, request):
+    """The demo webhook sender on 127.0.0.1 and the lab gateway (to reach the receivers), one per
+    test module."""
+    from tests.lab.webhook_sender import WebhookSender
+    module = request.module.__name__.rsplit(".", 1)[-1]
+    snd = WebhookSender(rotation_lab.workdir / ("webhook-sender-" + module),
+                        binds=["127.0.0.1", rotation_lab.systemd.gateway])
+    snd.start()
+    yield snd
+    snd.stop()
+
+
 @pytest.fixture(scope="session")
 def rotation_lab(request):
     """The whole lab for end-to-end runs: stores, provider, 2 systemd hosts, Kubernetes emulator."""

@@ -38,7 +38,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tests.integration import _galaxy
 from tests.lab import scenarios, webhooks
 from tests.lab.ansible_runner import ROOT, run_playbook
-from tests.lab.webhook_sender import WebhookSender
 
 pytestmark = [pytest.mark.lab, pytest.mark.hosts]
 
@@ -314,16 +313,8 @@ def test_rollback(rotation_lab, ee, jobs):
     assert job.leaks(planted) == []
 
 
-@pytest.fixture(scope="module")
-def sender(rotation_lab):
-    snd = WebhookSender(rotation_lab.workdir / "awx-webhook-sender",
-                        binds=["127.0.0.1", rotation_lab.systemd.gateway])
-    snd.start()
-    yield snd
-    snd.stop()
-
-
-def test_webhook_rotate(rotation_lab, ee, jobs, sender):
+def test_webhook_rotate(rotation_lab, ee, jobs, webhook_sender):
+    sender = webhook_sender
     lab, host = rotation_lab, rotation_lab.hosts[0]
     name = "awx-webhook"
     service, port, env_file, var = "awx-wh-receiver", 8093, "/etc/awx-wh-receiver/environment", "ORDERS_WEBHOOK_SECRET"

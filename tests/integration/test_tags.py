@@ -231,7 +231,7 @@ def _job_check_expiry(lab, tag, skip):
 
 
 def _webhook_record(lab, receivers="receivers", sender_url="http://127.0.0.1:9", hook_ids=("wh_1",),
-                    verify_url="http://{{ ansible_host }}:8093/webhook", deliveries=None):
+                    verify_url="http://{{ ansible_host }}:8095/webhook", deliveries=None):
     consumer = {"name": "orders-receiver", "kind": "systemd", "hosts": receivers,
                 "env_file": "/etc/wh-tags/environment", "env_var": "TAGS_WEBHOOK_SECRET",
                 "service": "wh-tags.service", "verify": {"url": verify_url, "status": 200}}
@@ -525,10 +525,10 @@ def test_webhook_rotate_skip_revoke_stops_in_dual_accept(rotation_lab, tmp_path)
         run.secrets.append(old)
         run.kv.create_or_update_secret(path=run.path, secret={"signing_secret": old}, mount_point="secret")
         url = webhooks.install_receiver(lab, host, old, name="wh-tags", env_file="/etc/wh-tags/environment",
-                                        env_var="TAGS_WEBHOOK_SECRET", port=8093)
+                                        env_var="TAGS_WEBHOOK_SECRET", port=8095)
         hook = sender.create_webhook(url, old)
         record = _webhook_record(run, sender_url=sender.url, hook_ids=[hook],
-                                 deliveries="http://{{ ansible_host }}:8093/deliveries")
+                                 deliveries="http://{{ ansible_host }}:8095/deliveries")
         inventory = lab.write_inventory(path=tmp_path / "inv.yml", credentials={run.name: record},
                                         groups={"receivers": [host.name]})
         proc = run.run("webhook_rotate", "revoke", True, extra={"credential": run.name}, inventory=inventory)

@@ -17,7 +17,6 @@ import pytest
 
 from tests.lab import webhooks
 from tests.lab.ansible_runner import ROOT, ansible_env, run_playbook
-from tests.lab.webhook_sender import WebhookSender
 
 pytestmark = [pytest.mark.lab, pytest.mark.hosts]
 
@@ -29,13 +28,8 @@ VAR = "ORDERS_WEBHOOK_SECRET"
 
 
 @pytest.fixture(scope="module")
-def sender(rotation_lab):
-    """The demo webhook sender on 127.0.0.1 and the lab gateway (to reach the receivers)."""
-    snd = WebhookSender(rotation_lab.workdir / "webhook-sender",
-                        binds=["127.0.0.1", rotation_lab.systemd.gateway])
-    snd.start()
-    yield snd
-    snd.stop()
+def sender(webhook_sender):
+    return webhook_sender
 
 
 def _record(lab, sender, name, hook_ids):
