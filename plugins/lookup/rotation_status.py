@@ -150,14 +150,18 @@ _raw:
 import datetime
 import socket
 import ssl
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 from ansible.errors import AnsibleLookupError
 from ansible.module_utils.six.moves.urllib.parse import urlsplit
 from ansible.plugins.lookup import LookupBase
+from ansible.utils.display import Display
 
 from ansible_collections.credops.rotation.plugins.module_utils import _inventory, _policy
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
+
+display = Display()
 
 
 def peer_certificate_dates(url, timeout=5.0):
@@ -346,8 +350,17 @@ def report(credentials, names=None, now=None, groups=None, get_store=None, hostv
         return entry
 
     if workers and workers > 1 and len(jobs) > 1:
-        with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-            entries = list(pool.map(one, jobs))
+        # Nothing the pool's threads do may write to stdout or stderr: in a worker that
+        # ansible-core (2.17, 2.18) forked while holding its display lock, a write from any
+        # thread but the main one waits for that lock forever. So the stores' libraries are
+        # imported here first (importing requests warns about SOCKS support), and a warning
+        # raised in a thread is recorded, not printed.
+        _load_store_libraries(set((record.get("store") or {}).get("kind") for _name, record, _e in jobs))
+        with warnings.catch_warnings(record=True) as caught:
+            with ThreadPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
+                entries = list(pool.map(one, jobs))
+        for warning in caught:
+            display.vvvv("rotation_status: %s: %s" % (warning.category.__name__, warning.message))
     else:
         entries = [one(job) for job in jobs]
     rows = _policy.due_report(entries, now)
@@ -366,6 +379,16 @@ def _hosts(record, inventory):
                 if host not in hosts:
                     hosts.append(host)
     return hosts
+
+
+def _load_store_libraries(kinds):
+    """Import the Python library of each store kind (hvac, boto3) in the calling thread."""
+    try:
+        from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import missing_library
+    except ImportError:
+        return
+    for kind in sorted(k for k in kinds if isinstance(k, str)):
+        missing_library(kind)
 
 
 def _registry_get_store(config, credential):
