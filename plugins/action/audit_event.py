@@ -33,7 +33,7 @@ class ActionModule(ActionBase):
             if not args.get(required):
                 raise AnsibleActionFail("audit_event: %s is required" % required)
         path = args.get("path") or task_vars.get("rotation_audit_log") or DEFAULT_PATH
-        sinks = args.get("sinks", self._templar.template(task_vars.get("rotation_audit_sinks")))
+        sinks = args["sinks"] if "sinks" in args else self._templar.template(task_vars.get("rotation_audit_sinks"))
         problems = _audit_sinks.problems(sinks, "sinks" if "sinks" in args else "rotation_audit_sinks")
         if problems:
             raise AnsibleActionFail("audit_event: " + "; ".join(problems))

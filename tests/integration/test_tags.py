@@ -142,7 +142,6 @@ class Lab:
         return [k for k in self.provider.keys().values() if k["name"] == self.name]
 
 
-
 # --- the runs: started all at once, a few at a time, when the first test of the file asks ---------
 # ansible-playbook spends most of a run starting up and waiting on HTTP, so RUNNERS runs in
 # parallel (each on its own credential) take about half the wall time of running them in turn.
@@ -310,16 +309,20 @@ LISTED_REAL = {("rotate", "notify", True): lambda lab, t, s: _job_rotate(lab, t,
                ("discover_consumers", "notify", True): _job_discover,
                ("discover_consumers", "issue", False): _job_discover}
 
+
+def _ignoring_playbook(job):
+    """``job(lab, tag, skip)`` called as the runner calls every job, ``(lab, playbook, tag, skip)``."""
+    return lambda lab, _pb, t, s: job(lab, t, s)
+
+
 JOBS = {}
 JOBS.update((("rotate", t, s), _job_rotate) for t, s in CASES)
 JOBS.update((("emergency", t, s), _job_emergency) for t, s in CASES)
 JOBS.update((("rollback", t, s), _job_rollback) for t in ROLLBACK_UNIT for s in (False, True))
 JOBS.update((("check_expiry", t, s), _job_check_expiry) for t, s in ALL)
 JOBS.update((("webhook_rotate", t, s), _job_webhook) for t, s in WEBHOOK_REAL)
-JOBS.update((("list", pb, t, s), (lambda pb: lambda lab, _pb, t, s: _job_list(pb)(lab, t, s))(pb))
-            for pb, cases in LISTED.items() for t, s in cases)
-JOBS.update((("real",) + key, (lambda job: lambda lab, _pb, t, s: job(lab, t, s))(job))
-            for key, job in LISTED_REAL.items())
+JOBS.update((("list", pb, t, s), _ignoring_playbook(_job_list(pb))) for pb, cases in LISTED.items() for t, s in cases)
+JOBS.update((("real",) + key, _ignoring_playbook(job)) for key, job in LISTED_REAL.items())
 
 
 # --- rotate.yml and emergency.yml ------------------------------------------------------------------
