@@ -108,9 +108,7 @@ def connection_errors():
 
 def _never_arrived(exc):
     """True when a connection error proves the request never reached the server."""
-    reason = getattr(exc, "reason", exc)
-    return isinstance(reason, (ConnectionRefusedError, socket.gaierror)) or \
-        isinstance(exc, (ConnectionRefusedError, socket.gaierror))
+    return isinstance(getattr(exc, "reason", exc), (ConnectionRefusedError, socket.gaierror))
 
 
 def _backoff(backoff, attempt, max_wait):
