@@ -9,7 +9,11 @@ the env layout of webhook_rotate.yml:
 
 where <VAR> is named by SECRET_ENV_VAR (default WEBHOOK_SECRET). A delivery is accepted when
 its signature (header SIGNATURE_HEADER, value "t=<ts>,v1=<hex>" of HMAC-SHA256 over
-"<ts>.<body>") matches any of them; every comparison is constant-time (hmac.compare_digest).
+"<ts>.<body>", keyed with the whole secret string in UTF-8; several v1= items while a sender
+signs with two secrets; other items ignored) matches any of them, within SIGNATURE_TOLERANCE
+seconds of the timestamp; every comparison is constant-time (hmac.compare_digest) and none
+exits early. The check is this file's own code on the standard library, not the
+collection's signer: a bug in the signer cannot be hidden by the same bug in the checker.
 
     POST /webhook      a delivery: 200 {"accepted": true, "matched": "new"} or 401
     GET  /deliveries   the delivery log: {"deliveries": [{time, matched, status, event_id,
@@ -21,18 +25,14 @@ The log is a JSON-lines file (DELIVERY_LOG), so it survives restarts.
 Environment: SECRET_ENV_VAR, LISTEN_PORT (default 8091), DELIVERY_LOG, SIGNATURE_HEADER
 (default X-Webhook-Signature), SIGNATURE_TOLERANCE (seconds, default 300).
 """
+import hashlib
+import hmac
 import json
 import os
-import sys
 import threading
+import time
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-try:  # installed next to this file on the lab hosts (a copy of plugins/module_utils/_webhook.py)
-    import _webhook
-except ImportError:  # pragma: no cover - running from the checkout
-    from ansible_collections.credops.rotation.plugins.module_utils import _webhook
 
 VAR = os.environ.get("SECRET_ENV_VAR", "WEBHOOK_SECRET")
 # checked in this order; the first that matches names the delivery
@@ -50,12 +50,51 @@ def now_iso():
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def check(body, header):
+def parse_header(header):
+    """(timestamp or None, [signature, ...]) of "t=<ts>,v1=<hex>[,v1=<hex>...]", items in any
+    order; items of other keys (v0=...) and items without "=" are ignored."""
+    timestamp, signatures = None, []
+    for item in (header or "").split(","):
+        key, sep, value = item.strip().partition("=")
+        if not sep:
+            continue
+        if key == "t":
+            timestamp = value.strip()
+        elif key == "v1":
+            signatures.append(value.strip())
+    try:
+        timestamp = int(timestamp) if timestamp is not None else None
+    except ValueError:
+        timestamp = None
+    return timestamp, signatures
+
+
+def expected_signature(secret, timestamp, body):
+    """Hex HMAC-SHA256 of "<ts>.<body>" keyed with the secret (UTF-8), as ASCII bytes."""
+    message = ("%d.%s" % (timestamp, body)).encode("utf-8")
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest().encode("ascii")
+
+
+def check(body, header, now=time.time):
     """(label of the secret that matched or 'none', reason)."""
-    res = _webhook.verify([value for _label, value in SECRETS], body, header=header, tolerance=TOLERANCE)
-    if not res["valid"]:
-        return "none", res["reason"]
-    return SECRETS[res["matched"]][0], "ok"
+    timestamp, signatures = parse_header(header)
+    if not signatures:
+        return "none", "no signature found in the header (format 't={timestamp},v1={signature}')"
+    if timestamp is None:
+        return "none", "no timestamp: the header carries none and none was given"
+    if TOLERANCE and abs(now() - timestamp) > TOLERANCE:
+        return "none", "timestamp %d is outside the tolerance of %ds" % (timestamp, TOLERANCE)
+    matched = "none"
+    accepted = [(label, value) for label, value in SECRETS if value]
+    for label, value in accepted:
+        expected = expected_signature(value, timestamp, body)
+        for signature in signatures:
+            # every pair is compared (no early exit), each in constant time
+            if hmac.compare_digest(expected, signature.lower().encode("utf-8")) and matched == "none":
+                matched = label
+    if matched == "none":
+        return "none", "the signature matches none of the %d accepted secret(s)" % len(accepted)
+    return matched, "ok"
 
 
 def log(entry):

@@ -17,7 +17,6 @@ import urllib.request
 from pathlib import Path
 
 RECEIVER_APP = Path(__file__).with_name("webhook_receiver.py")
-WEBHOOK_LIB = Path(__file__).resolve().parents[2] / "plugins" / "module_utils" / "_webhook.py"
 APP_DIR = "/opt/credops-webhook"
 SIGNATURE_HEADER = "X-Webhook-Signature"
 
@@ -47,7 +46,6 @@ def install_receiver(lab, host, secret, name="webhook-receiver", env_file=None, 
     start it and wait until it answers. Returns its delivery URL."""
     env_file = env_file or "/etc/%s/environment" % name
     host.put_file(APP_DIR + "/webhook_receiver.py", RECEIVER_APP.read_text(), mode=0o755)
-    host.put_file(APP_DIR + "/_webhook.py", WEBHOOK_LIB.read_text(), mode=0o644)
     lines = list(extra_env) + ["%s=%s" % (env_var, secret)]
     host.put_file(env_file, "\n".join(lines) + "\n", mode=0o600)
     log = "/var/lib/%s/deliveries.jsonl" % name
