@@ -1,12 +1,12 @@
 """Pure logic of the issuers and the issue/revoke modules: no service, no network.
 
 HTTP is faked at ``_http.open_url`` (the one place requests leave the process), sleeps are
-recorded instead of slept, AWS IAM is a stub object.
+recorded instead of slept. The aws_iam two-key table and the postgres password, revoke-refusal
+and login tables run against the lab's moto and PostgreSQL: tests/integration/test_issuer_tables.py.
 """
 import io
 import json
 import math
-import re
 import socket
 import string
 from collections import Counter
@@ -22,7 +22,6 @@ from ansible_collections.credops.rotation.plugins.module_utils._errors import Ro
 from ansible_collections.credops.rotation.plugins.module_utils._issuers import registry
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import (
     fingerprint, parse_iso, utc_iso)
-from ansible_collections.credops.rotation.plugins.module_utils._issuers.aws_iam import AwsIamIssuer
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.generated import (
     ALPHABETS, GeneratedIssuer)
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.postgres import (
@@ -419,122 +418,6 @@ def test_generated_refuses_weak(config, text):
     with pytest.raises(RotationError) as err:
         GeneratedIssuer(config, "webhook")
     assert text in str(err.value) and "credential 'webhook'" in str(err.value)
-
-
-# --- aws_iam: the two-key logic, against a stub IAM -------------------------------------------
-class StubIAM:
-    def __init__(self, keys):
-        self.keys = [dict(k) for k in keys]
-        self.deleted, self.created = [], []
-
-    def list_access_keys(self, UserName):
-        return {"AccessKeyMetadata": [dict(k) for k in self.keys]}
-
-    def delete_access_key(self, UserName, AccessKeyId):
-        self.deleted.append(AccessKeyId)
-        self.keys = [k for k in self.keys if k["AccessKeyId"] != AccessKeyId]
-
-    def create_access_key(self, UserName):
-        key = {"AccessKeyId": "AKIANEW%d" % len(self.created), "SecretAccessKey": SECRET, "Status": "Active",
-               "CreateDate": datetime(2024, 8, 15, tzinfo=timezone.utc)}
-        self.created.append(key["AccessKeyId"])
-        self.keys.append(key)
-        return {"AccessKey": key}
-
-
-def key(key_id, status, day):
-    return {"AccessKeyId": key_id, "Status": status, "CreateDate": datetime(2024, 1, day, tzinfo=timezone.utc)}
-
-
-def aws(keys, **config):
-    issuer = AwsIamIssuer(dict(dict(user_name="svc", wait_timeout=0), **config), "integration-svc")
-    issuer._iam = StubIAM(keys)
-    return issuer
-
-
-@pytest.mark.parametrize("keys, config, deleted", [
-    ([], {}, []),
-    ([key("AKIA1", "Active", 1)], {}, []),
-    ([key("AKIA1", "Active", 1), key("AKIA2", "Inactive", 2)], {"delete_inactive": True}, ["AKIA2"]),
-    ([key("AKIA1", "Inactive", 3), key("AKIA2", "Inactive", 2)], {"delete_inactive": True}, ["AKIA2"]),
-])
-def test_aws_create_makes_room_only_from_inactive(keys, config, deleted):
-    issuer = aws(keys, **config)
-    out = issuer.create()
-    assert out["id"] == "AKIANEW0" and out["secret"] == SECRET
-    assert issuer._iam.deleted == deleted
-    assert out["info"].get("deleted_inactive_key_id") == (deleted[0] if deleted else None)
-    assert out["info"]["create_date"] == "2024-08-15T00:00:00Z"
-
-
-@pytest.mark.parametrize("keys, config, hint", [
-    ([key("AKIA1", "Active", 1), key("AKIA2", "Active", 2)], {}, "delete_inactive: true"),
-    ([key("AKIA1", "Active", 1), key("AKIA2", "Active", 2)], {"delete_inactive": True}, "never deleted"),
-    ([key("AKIA1", "Active", 1), key("AKIA2", "Inactive", 2)], {}, "one key is inactive"),
-])
-def test_aws_two_key_limit(keys, config, hint):
-    issuer = aws(keys, **config)
-    with pytest.raises(RotationError) as err:
-        issuer.create()
-    text = str(err.value)
-    assert "at most 2 per user" in text and "AKIA1" in text and "AKIA2" in text
-    assert hint in text and "credential 'integration-svc'" in text and "step issue" in text
-    assert issuer._iam.deleted == [] and issuer._iam.created == []
-
-
-# --- postgres: what needs no server --------------------------------------------------------------
-def test_postgres_password_shape(monkeypatch):
-    issuer = PostgresIssuer({"role": "app", "admin_password": "adm1n-pw"}, "orders-db")
-    captured = {}
-
-    class Conn:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *a):
-            return False
-
-    monkeypatch.setattr(issuer, "_admin", lambda step: Conn())
-    monkeypatch.setattr(issuer, "_set_password",
-                        lambda conn, pw, step, valid_until=None: captured.update(pw=pw) or "SCRAM-SHA-256")
-    out = issuer.create()
-    assert out["secret"] == captured["pw"] and len(out["secret"]) == 32
-    assert set(out["secret"]) <= set(PASSWORD_ALPHABET)
-    assert re.match(r"^app@\d{8}T\d{6}\.\d{6}Z$", out["id"])
-    assert out["info"]["password_encryption"] == "SCRAM-SHA-256"
-
-
-@pytest.mark.parametrize("call, text", [
-    (lambda i: i.revoke("app@20240101T000000.000000Z"), "needs the password itself"),
-    (lambda i: i.revoke("other@20240101T000000.000000Z", secret="x"), "belongs to another role"),
-])
-def test_postgres_revoke_needs_secret_of_this_role(call, text):
-    issuer = PostgresIssuer({"role": "app"}, "orders-db")
-    with pytest.raises(RotationError) as err:
-        call(issuer)
-    assert text in str(err.value)
-
-
-@pytest.mark.parametrize("message, expected", [
-    ('connection failed: ... FATAL:  password authentication failed for user "app"', False),
-    ('connection failed: ... FATAL:  role "app" is not permitted to log in', False),
-    ('connection failed: ... FATAL:  permission denied for database "d1"', True),
-    ('connection failed: ... FATAL:  database "nodb" does not exist', True),
-    ("connection failed: Connection refused", RotationError),
-])
-def test_postgres_login_classification(monkeypatch, message, expected):
-    import psycopg
-    issuer = PostgresIssuer({"role": "app", "admin_password": "adm1n-pw"}, "orders-db")
-
-    def connect(**kwargs):
-        raise psycopg.OperationalError(message + " " + kwargs["password"])
-    monkeypatch.setattr(psycopg, "connect", connect)
-    if expected is RotationError:
-        with pytest.raises(RotationError) as err:
-            issuer.test(SECRET)
-        assert SECRET not in str(err.value)
-    else:
-        assert issuer.test(SECRET) is expected
 
 
 # --- registry and the issuer argspec ------------------------------------------------------------
