@@ -167,8 +167,9 @@ def test_postgres_revoke_needs_secret_of_this_role(postgres, call, text):
 ])
 def test_postgres_login_classification(postgres, case, fragment, expected):
     role, dbname, port = ident(), None, postgres.port
-    psql_ok(postgres, "CREATE ROLE %s %s PASSWORD '%s'" % (role, "NOLOGIN" if case == "nologin role" else "LOGIN",
-                                                             "another-" + SECRET if case == "wrong password" else SECRET))
+    login = "NOLOGIN" if case == "nologin role" else "LOGIN"
+    password = "another-" + SECRET if case == "wrong password" else SECRET
+    psql_ok(postgres, "CREATE ROLE %s %s PASSWORD '%s'" % (role, login, password))
     if case == "no connect privilege":
         dbname = ident()
         psql_ok(postgres, "CREATE DATABASE %s" % dbname)
@@ -191,4 +192,3 @@ def test_postgres_login_classification(postgres, case, fragment, expected):
         assert fragment in str(err.value) and SECRET not in str(err.value)
     else:
         assert issuer.test(SECRET) is expected
-
