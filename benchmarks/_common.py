@@ -69,3 +69,23 @@ def spread(values):
         return "n/a"
     return "median %.2fs, min %.2fs, max %.2fs (n=%d)" % (
         statistics.median(values), min(values), max(values), len(values))
+
+
+def use_installed_collection(workdir):
+    """Build the collection with ansible-galaxy, install it under ``workdir`` and make every
+    later run_playbook use that copy with an empty ansible.cfg: what users run, not this
+    checkout with its ansible.cfg. Returns the collections path."""
+    from tests.integration import _galaxy
+    from tests.lab import ansible_runner
+    workdir = Path(workdir)
+    (workdir / "build").mkdir(parents=True, exist_ok=True)
+    tarball = _galaxy.build(workdir / "build")
+    path = _galaxy.install(tarball, workdir / "collections", workdir)
+    ansible_runner.INSTALLED = str(path)
+    return path
+
+
+def add_collection_argument(parser):
+    parser.add_argument("--checkout", action="store_true",
+                        help="run the checkout's collection with its ansible.cfg instead of the collection "
+                             "as ansible-galaxy installs it with an empty ansible.cfg (the default)")

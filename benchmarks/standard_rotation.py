@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, Poller, iso_now, spread
+from _common import ROOT, Poller, add_collection_argument, iso_now, spread, use_installed_collection
 
 from tests.lab import scenarios
 from tests.lab.ansible_runner import run_playbook
@@ -61,8 +61,12 @@ def one(lab, name, by_hand):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
+    add_collection_argument(ap)
     args = ap.parse_args()
-    with Lab(Path(tempfile.mkdtemp(prefix="credops-bench-")), hosts=3) as lab:
+    workdir = Path(tempfile.mkdtemp(prefix="credops-bench-"))
+    if not args.checkout:
+        use_installed_collection(workdir / "installed")
+    with Lab(workdir / "lab", hosts=3) as lab:
         results = {"collection": [], "manual": []}
         for i in range(args.runs):
             for kind in ("collection", "manual"):

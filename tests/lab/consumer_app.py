@@ -3,7 +3,8 @@
 Reads its API key from the environment once, at start (systemd EnvironmentFile), and
 serves GET /health/payment-integration: {"status":"healthy","payment_gateway":"connected"}
 only while the provider accepts that key (200 from the provider's /v1/test), else 503.
-GET /health answers {"status":"up"}.
+GET /health/env/NAME does the same for the key in the environment variable NAME (a service
+holding several credentials). GET /health answers {"status":"up"}.
 
 Environment: KEY_ENV_VAR (name of the variable holding the key, default PAYMENT_API_KEY),
 PROVIDER_URL, LISTEN_PORT (default 8080; 0: no plain HTTP listener).
@@ -31,8 +32,8 @@ TLS_KEY_FILE = os.environ.get("TLS_KEY_FILE", "")
 TLS_PORT = int(os.environ.get("TLS_PORT", "8443"))
 
 
-def provider_accepts():
-    req = urllib.request.Request(PROVIDER + "/v1/test", headers={"Authorization": "Bearer " + KEY})
+def provider_accepts(key=None):
+    req = urllib.request.Request(PROVIDER + "/v1/test", headers={"Authorization": "Bearer " + (key or KEY)})
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status == 200
@@ -51,6 +52,11 @@ class Handler(BaseHTTPRequestHandler):
             ok = bool(KEY) and provider_accepts()
             body = {"status": "healthy", "payment_gateway": "connected"} if ok else \
                 {"status": "unhealthy", "payment_gateway": "rejected"}
+            code = 200 if ok else 503
+        elif self.path.startswith("/health/env/"):
+            key = os.environ.get(self.path[len("/health/env/"):], "")
+            ok = bool(key) and provider_accepts(key)
+            body = {"status": "healthy" if ok else "unhealthy"}
             code = 200 if ok else 503
         elif self.path == "/health":
             body, code = {"status": "up"}, 200

@@ -1,0 +1,112 @@
+"""Several credentials of one run that reach the same service on the same host: the host's
+environment file is written once, the service restarted once, then each consumer verified; the
+roll back likewise. Restarts are counted from the host's own journal (systemd's "Started" lines
+of the unit), the values read back with ssh, hvac and the provider's API."""
+import re
+
+import hvac
+import pytest
+
+from tests.lab import scenarios
+from tests.lab.ansible_runner import run_playbook
+
+pytestmark = [pytest.mark.lab, pytest.mark.hosts]
+
+SERVICE = "multi-app"
+ENV_FILE = "/etc/multi/environment"
+PORT = 8090
+VARS = ("KEY_ALPHA", "KEY_BRAVO", "KEY_CHARLIE")
+
+
+def _starts(host):
+    """How many times systemd started the unit so far (its journal, not the collection)."""
+    out = host.run("journalctl", "--no-pager", "-o", "cat", "-u", SERVICE + ".service", check=False).stdout
+    return sum(1 for line in out.splitlines() if line.startswith("Started ") and "(%s)" % SERVICE in line)
+
+
+def _record(lab, name, var):
+    record = scenarios.api_key_record(lab, name)
+    record["consumers"] = [{
+        "name": SERVICE, "kind": "systemd", "hosts": "web", "env_file": ENV_FILE, "env_var": var,
+        "service": SERVICE + ".service",
+        "verify": {"url": "http://{{ ansible_host }}:%d/health/env/%s" % (PORT, var), "status": 200}}]
+    return record
+
+
+@pytest.fixture
+def three(rotation_lab, request):
+    """Three credentials, all held by one service on each host, in one environment file."""
+    lab = rotation_lab
+    tag = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[5:30].strip("-")
+    names = ["multi-%s-%d" % (tag, i) for i in range(3)]
+    client = hvac.Client(url=lab.openbao.addr, token=lab.openbao.token)
+    old = {}
+    for name in names:
+        key_id, secret = lab.provider.create_key("initial-" + name)
+        client.secrets.kv.v2.create_or_update_secret(path="api-credentials/" + name, mount_point=scenarios.KV_MOUNT,
+                                                     secret={"api_key": secret, "key_id": key_id})
+        old[name] = (key_id, secret)
+    for host in lab.hosts:
+        lab.install_consumer(host, old[names[0]][1], name=SERVICE, env_file=ENV_FILE, env_var=VARS[0], port=PORT,
+                             extra_env=["LOG_LEVEL=info"] + ["%s=%s" % (var, old[n][1]) for var, n in zip(VARS[1:], names[1:])])
+    credentials = {name: _record(lab, name, var) for name, var in zip(names, VARS)}
+    inventory = lab.write_inventory(path=lab.workdir / ("inv-%s.yml" % tag), credentials=credentials,
+                                    groups={"web": [h.name for h in lab.hosts]})
+    yield lab, names, old, inventory
+    for host in lab.hosts:
+        host.systemctl("stop", SERVICE + ".service", check=False)
+
+
+def _env(host):
+    return dict(line.split("=", 1) for line in host.read_file(ENV_FILE).splitlines() if "=" in line)
+
+
+def test_three_credentials_one_restart_per_host(three):
+    lab, names, old, inventory = three
+    before = {h.name: _starts(h) for h in lab.hosts}
+    proc = run_playbook("playbooks/rotate.yml", inventory=inventory, env=lab.env(),
+                        extra_vars={"credentials": names}, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    for host in lab.hosts:
+        assert _starts(host) - before[host.name] == 1, host.journal(SERVICE + ".service")
+        env = _env(host)
+        for name, var in zip(names, VARS):
+            data, meta = scenarios.kv_read(lab, name)
+            assert meta["custom_metadata"]["rotation_phase"] == "finished"
+            assert env[var] == data["api_key"] != old[name][1]
+            assert lab.provider.test_key(data["api_key"]) == 200
+            assert lab.provider.test_key(old[name][1]) == 401
+        assert env["LOG_LEVEL"] == "info"
+    for name in names:
+        assert sum(1 for e in lab.audit_entries() if e["credential"] == name and e["event"] == "verified"
+                   and e.get("consumer")) == 2
+    for name in names:
+        for _key_id, secret in [old[name], (None, scenarios.kv_read(lab, name)[0]["api_key"])]:
+            assert secret not in proc.stdout + proc.stderr
+
+
+def test_rollback_of_three_restarts_once(three):
+    lab, names, old, inventory = three
+    good, broken = lab.hosts[0], lab.hosts[1]
+    # the second host's service does not come back after its restart: all three roll back
+    broken.put_file("/etc/systemd/system/%s.service.d/broken.conf" % SERVICE, "[Service]\nExecStartPre=/bin/false\n")
+    broken.systemctl("daemon-reload")
+    before = _starts(good)
+    try:
+        proc = run_playbook("playbooks/rotate.yml", inventory=inventory, env=lab.env(),
+                            extra_vars={"credentials": names, "deploy_service_timeout": 5}, timeout=600)
+    finally:
+        broken.run("rm", "-f", "/etc/systemd/system/%s.service.d/broken.conf" % SERVICE)
+        broken.systemctl("daemon-reload")
+    assert proc.returncode != 0
+    for name in names:
+        assert "Rolled back" in proc.stdout and name in proc.stdout
+        data, meta = scenarios.kv_read(lab, name)
+        assert meta["custom_metadata"]["rotation_phase"] == "rolled_back"
+        assert data["api_key"] == old[name][1]
+    # the good host: once with the new values, once with the previous ones, not 3 + 3 times
+    assert _starts(good) - before == 2, good.journal(SERVICE + ".service")
+    env = _env(good)
+    for name, var in zip(names, VARS):
+        assert env[var] == old[name][1]
+        assert lab.provider.test_key(old[name][1]) == 200

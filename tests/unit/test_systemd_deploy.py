@@ -1,0 +1,113 @@
+"""The systemd batch of the deploy role: the edit of an environment file (module_utils/_env_file),
+the systemd_consumer module's refusal before writing, and the filters that plan the batch and
+record what it did. The restarts themselves are proven on real systemd hosts
+(tests/integration/test_one_restart_per_service.py)."""
+import json
+
+import pytest
+
+from ansible_collections.credops.rotation.plugins.filter import systemd_deploy
+from ansible_collections.credops.rotation.plugins.module_utils import _env_file
+from ansible_collections.credops.rotation.plugins.modules import systemd_consumer
+from tests.unit._module_args import patch_module_args
+
+SECRET = "s3cr3t-VALUE-planted"
+
+
+@pytest.mark.parametrize("text, assignments, expected", [
+    ("", [("A", "A=1")], "A=1\n"),
+    ("X=keep\nA=old\n", [("A", "A=new")], "X=keep\nA=new\n"),
+    ("A=first\nX=keep\nexport A=second\n", [("A", "A=new")], "A=first\nX=keep\nA=new\n"),
+    ("  A=old\n", [("A", "A=new")], "A=new\n"),
+    ("AB=other\n", [("A", "A=new")], "AB=other\nA=new\n"),
+    ("# A=comment\n", [("A", "A=new")], "# A=comment\nA=new\n"),
+    ("A=1\nB=2\n", [("A", "A=3"), ("B", "B=4"), ("C", "C=5")], "A=3\nB=4\nC=5\n"),
+    ("A.B=1\n", [("A.B", "A.B=2")], "A.B=2\n"),
+])
+def test_set_lines_changes_only_the_assigning_line(text, assignments, expected):
+    assert _env_file.set_lines(text, assignments) == expected
+
+
+def _run_module(capsys, args):
+    with patch_module_args(args):
+        with pytest.raises(SystemExit):
+            systemd_consumer.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_module_refuses_an_uncarriable_value_before_writing_anything(tmp_path, capsys):
+    path = tmp_path / "environment"
+    path.write_text("A=old\n")
+    result = _run_module(capsys, {"entries": [
+        {"path": str(path), "name": "A", "value": "fine", "service": "x.service", "credential": "one"},
+        {"path": str(path), "name": "B", "value": SECRET + "\nINJECTED=1", "service": "x.service", "credential": "two"},
+    ]})
+    assert result["failed"] and "two B contains a newline" in result["msg"]
+    assert path.read_text() == "A=old\n"
+    assert SECRET not in json.dumps(result)
+
+
+def test_module_check_mode_reports_and_writes_nothing(tmp_path, capsys):
+    path = tmp_path / "environment"
+    path.write_text("A=old\n")
+    result = _run_module(capsys, {"_ansible_check_mode": True, "entries": [
+        {"path": str(path), "name": "A", "value": SECRET, "service": "x.service", "credential": "one"},
+        {"path": str(path), "name": "B", "value": "same", "service": "y.service", "credential": "two"},
+    ]})
+    assert result["changed"] and path.read_text() == "A=old\n"
+    assert [e["changed"] for e in result["entries"]] == [True, True]
+    assert result["services"]["x.service"]["restarted"]
+    assert SECRET not in json.dumps(result)
+
+
+CREDS = {
+    "a": {"consumers": [{"name": "app", "kind": "systemd", "env_file": "/e", "env_var": "A", "service": "s.service"},
+                        {"name": "tls", "kind": "systemd", "cert_file": "/c", "key_file": "/k", "service": "t.service"}]},
+    "b": {"consumers": [{"name": "app", "kind": "systemd", "env_file": "/e", "env_var": "B", "id_env_var": "B_ID",
+                         "service": "s.service"}]},
+    "c": {"consumers": [{"name": "app", "kind": "systemd", "env_file": "/e", "env_var": "C", "id_env_var": "C_ID",
+                         "service": "s.service"}]},
+}
+WORK = [{"credential": "a", "consumer": "app", "index": 0, "kind": "systemd"},
+        {"credential": "a", "consumer": "tls", "index": 1, "kind": "systemd"},
+        {"credential": "b", "consumer": "app", "index": 0, "kind": "systemd"},
+        {"credential": "c", "consumer": "app", "index": 0, "kind": "systemd"}]
+VALUES = {"a": {"new": "va", "new_id": "ia"}, "b": {"new": "vb", "new_id": "ib"}, "c": {"new": "vc"}}
+
+
+def test_entries_batch_the_env_file_consumers_and_refuse_what_cannot_be_written():
+    env = systemd_deploy.systemd_entries(WORK, CREDS, VALUES, "new", {"b": {"phase": "pending"}})
+    assert [i["credential"] for i in env["items"]] == ["a", "b", "c"]   # the TLS consumer is not batched
+    assert [(e["name"], e["value"], e["restart"]) for e in env["entries"]] == [
+        ("A", "va", False), ("B", "vb", True), ("B_ID", "ib", True)]
+    assert env["refused"] == {"c app": "the store holds no key id for the new value of c, so C_ID cannot be written"}
+    forced = systemd_deploy.systemd_entries(WORK, CREDS, VALUES, "old", force=True)
+    assert forced["entries"] == [] and set(forced["refused"]) == {"a app", "b app", "c app"}
+
+
+def test_outcome_and_results_per_consumer():
+    env = systemd_deploy.systemd_entries(WORK, CREDS, VALUES, "new")
+    module = {"failed": True, "msg": "s.service is not active", "entries": [
+        {"credential": "a", "consumer": "app", "changed": True, "restarted": True, "failed": False, "step": ""},
+        {"credential": "b", "consumer": "app", "changed": True, "restarted": False, "failed": True, "step": "wait",
+         "msg": "s.service is not active 5 s after its restart (systemctl is-active: failed)"},
+        {"credential": "b", "consumer": "app", "changed": False, "restarted": False, "failed": False, "step": ""}]}
+    outcome = systemd_deploy.systemd_outcome(env, module, CREDS)
+    assert [(r["credential"], r["failed"], r["changed"], r["restarted"]) for r in outcome] == [
+        ("a", False, True, True), ("b", True, True, False), ("c", True, False, False)]
+    assert outcome[1]["step"] == "Deploy | wait for the service to be active (s.service)"
+    verified = {"results": [{"deploy_item": outcome[0], "failed": True, "msg": "401 from the consumer", "attempts": 3}]}
+    record = systemd_deploy.systemd_results(outcome, verified, "new")
+    assert record["results"]["a"] == [{"consumer": "app", "kind": "systemd", "failed": True, "changed": True,
+                                       "step": "Verify | the consumer works with the value (app, new)",
+                                       "error": "401 from the consumer"}]
+    assert [f["credential"] for f in record["failed"]] == ["a", "b", "c"] and record["verified"] == []
+    ok = systemd_deploy.systemd_results(outcome[:1], {"results": [{"deploy_item": outcome[0], "attempts": 2}]})
+    assert ok["results"]["a"][0]["verified"] is True and ok["verified"] == [
+        {"credential": "a", "consumer": "app", "attempts": 2}]
+
+
+def test_a_module_that_did_not_finish_fails_every_item():
+    env = systemd_deploy.systemd_entries(WORK[:1], CREDS, VALUES, "new")
+    outcome = systemd_deploy.systemd_outcome(env, {"failed": True, "msg": "MODULE FAILURE"}, CREDS)
+    assert outcome[0]["failed"] and outcome[0]["error"] == "MODULE FAILURE" and outcome[0]["changed"]
