@@ -23,7 +23,6 @@ import math
 import socket
 import ssl
 import time
-from datetime import datetime, timezone
 
 try:
     import jmespath
@@ -46,6 +45,7 @@ except ImportError as _exc:  # pragma: no cover
     CRYPTOGRAPHY_IMPORT_ERROR = _exc
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, now as utc_now
 
 REJECTED_STATUSES = (401, 403)
 DEFAULT_STATUSES = (200,)
@@ -173,10 +173,6 @@ def _serial_key(value):
     return normalize_hex(value).lstrip("0") or "0"
 
 
-def _iso(dt):
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _utc(cert, name):
     value = getattr(cert, name + "_utc", None)   # cryptography >= 42
     if value is None:
@@ -187,7 +183,7 @@ def _utc(cert, name):
 def describe_certificate(der, now=None):
     """The facts of a DER certificate a person checks: nothing secret in a certificate."""
     cert = x509.load_der_x509_certificate(der)
-    now = now or datetime.now(timezone.utc)
+    now = now or utc_now()
     not_after = _utc(cert, "not_valid_after")
     not_before = _utc(cert, "not_valid_before")
     serial_hex = "%x" % cert.serial_number
@@ -196,8 +192,8 @@ def describe_certificate(der, now=None):
     return {
         "serial": serial_hex,
         "serial_colon": ":".join(serial_hex[i:i + 2] for i in range(0, len(serial_hex), 2)),
-        "not_before": _iso(not_before),
-        "not_after": _iso(not_after),
+        "not_before": format_time(not_before),
+        "not_after": format_time(not_after),
         "days_left": round((not_after - now).total_seconds() / 86400.0, 2),
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),

@@ -241,11 +241,12 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
-from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, parse_iso
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import (
     ISSUER_ARGSPEC, issuer_from_params)
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import public_view
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import get_store, store_option_spec
+from ansible_collections.credops.rotation.plugins.module_utils._time import parse_time
 
 
 def argument_spec():
@@ -301,11 +302,11 @@ def uses_since(issuer, key_id, since):
     uses = issuer.usage(key_id, since)
     if uses is None:
         return None
-    start = parse_iso(since)
+    start = parse_time(since, required=True)
     found = []
     for use in uses:
         try:
-            if parse_iso(use.get("time")) < start:
+            if parse_time(use.get("time"), required=True) < start:
                 continue
         except (TypeError, ValueError):
             pass
@@ -317,7 +318,7 @@ def guard(issuer, credential, key_id, since, quiet_seconds, sleep=time.sleep, cl
     """The revoke guard: raise RotationError when key_id was used since ``since``, watching
     for ``quiet_seconds``. Returns the (empty) list of uses, or None when not recorded."""
     try:
-        parse_iso(since)
+        parse_time(since, required=True)
     except (TypeError, ValueError):
         raise RotationError("unused_since %r is not an ISO-8601 time." % (since,), credential=credential,
                             step="revoke", fix="pass the time every consumer verified the new value, "

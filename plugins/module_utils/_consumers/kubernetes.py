@@ -24,7 +24,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import calendar
 import hashlib
 import hmac
 import json
@@ -34,6 +33,7 @@ import traceback
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, unix_seconds
 
 try:
     from kubernetes import client as k8s_client
@@ -87,32 +87,6 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 # --------------------------------------------------------------------------- pure helpers
 
-def rfc3339(ts):
-    """Unix time -> RFC 3339 UTC with seconds, as kubectl writes restartedAt."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def parse_rfc3339(text):
-    """RFC 3339 -> unix time, or None. Accepts Z and +hh:mm offsets, fractions ignored."""
-    if not text or not isinstance(text, str):
-        return None
-    base, offset = text[:19], text[19:]
-    try:
-        ts = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return None
-    if "." in offset[:1]:
-        offset = offset.lstrip(".0123456789")
-    if offset in ("", "Z", "z"):
-        return ts
-    try:
-        sign = 1 if offset[0] == "+" else -1
-        hours, minutes = offset[1:].split(":")
-        return ts - sign * (int(hours) * 3600 + int(minutes) * 60)
-    except (ValueError, IndexError):
-        return None
-
-
 def digest(value):
     """SHA-256 digest of a str/bytes value; values are compared by digest only."""
     if isinstance(value, str):
@@ -149,7 +123,7 @@ def next_force_sync(previous, now):
 
 def restart_patch(now):
     """The strategic merge patch ``kubectl rollout restart`` sends."""
-    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: rfc3339(now)}}}}}
+    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: format_time(now)}}}}}
 
 
 def restart_pending(deployment, changed_at):
@@ -163,8 +137,8 @@ def restart_pending(deployment, changed_at):
         return False
     meta = deployment.get("metadata") or {}
     template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    restarted = parse_rfc3339((template.get("annotations") or {}).get(RESTARTED_AT))
-    created = parse_rfc3339(meta.get("creationTimestamp"))
+    restarted = unix_seconds((template.get("annotations") or {}).get(RESTARTED_AT))
+    created = unix_seconds(meta.get("creationTimestamp"))
     if restarted is not None and restarted >= changed_at:
         return False
     return not (created is not None and created > changed_at)
@@ -354,7 +328,7 @@ class KubernetesConsumer(object):
             secret = self.read_secret(name)
             data = (secret or {}).get("data") or {}
             state = {"existed": secret is not None, "key_present": key in data,
-                     "updated_at": parse_rfc3339(((secret or {}).get("metadata", {}).get("annotations") or {})
+                     "updated_at": unix_seconds(((secret or {}).get("metadata", {}).get("annotations") or {})
                                                  .get(UPDATED_AT))}
             if secret is not None and secret_holds(data, key, value):
                 return False, state
@@ -365,7 +339,7 @@ class KubernetesConsumer(object):
             state["updated_at"] = float(int(now))
             if self.check_mode:
                 return True, state
-            annotations = {UPDATED_AT: rfc3339(now)}
+            annotations = {UPDATED_AT: format_time(now)}
             try:
                 if secret is None:
                     annotations[CREDENTIAL_ANNOTATION] = self.credential or ""
@@ -499,7 +473,7 @@ class KubernetesConsumer(object):
                                     self.credential, "deploy",
                                     "kubectl -n %s rollout resume deployment/%s, then run again."
                                     % (self.namespace, name))
-            done[name] = rfc3339(now)
+            done[name] = format_time(now)
             if self.check_mode:
                 continue
             try:

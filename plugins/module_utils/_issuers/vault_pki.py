@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
-from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
+from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, from_timestamp
 
 hvac = LazyModule("hvac")
 hvac_exceptions = LazyModule("hvac.exceptions")
@@ -143,12 +144,12 @@ class VaultPkiIssuer(Issuer):
                                     % (common_name, self.mount, self.role))
         not_before, not_after = cert_validity(data.get("certificate"))
         if not_after is None and data.get("expiration"):
-            not_after = datetime.fromtimestamp(data["expiration"], timezone.utc)
+            not_after = from_timestamp(data["expiration"])
         if not_before is None and isinstance(data.get("not_before"), int):
-            not_before = datetime.fromtimestamp(data["not_before"], timezone.utc)
+            not_before = from_timestamp(data["not_before"])
         info = dict(certificate=data.get("certificate"), issuing_ca=data.get("issuing_ca"),
                     ca_chain=data.get("ca_chain") or [], serial=data.get("serial_number"),
-                    not_before=utc_iso(not_before), not_after=utc_iso(not_after),
+                    not_before=format_time(not_before), not_after=format_time(not_after),
                     private_key_type=data.get("private_key_type"), common_name=common_name)
         return dict(id=data.get("serial_number"), secret=data.get("private_key"), info=info)
 
