@@ -13,8 +13,8 @@ __metaclass__ = type
 import os
 
 from ansible_collections.credops.rotation.plugins.module_utils import _policy, _time
-from ansible_collections.credops.rotation.plugins.module_utils._issuers.vault_pki import cert_validity
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import IN_FLIGHT
+from ansible_collections.credops.rotation.plugins.module_utils._x509 import pem_validity
 
 
 def _hosts_of(pattern, groups):
@@ -112,7 +112,7 @@ def certificate_record(pem, serial=None):
     """What the store records beside a certificate's private key, from the PEM certificate:
     ``data`` (certificate, not_before, not_after) and ``metadata`` (not_before, not_after,
     certificate_serial), as the issue step writes them; empty when ``pem`` is no certificate."""
-    not_before, not_after = cert_validity(pem)
+    not_before, not_after = pem_validity(pem)
     if not_after is None:
         return {"data": {}, "metadata": {}}
     dates = {"not_before": _time.format_time(not_before), "not_after": _time.format_time(not_after)}

@@ -157,7 +157,7 @@ from ansible.module_utils.six.moves.urllib.parse import urlsplit
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.credops.rotation.plugins.module_utils import _inventory, _policy, _time
+from ansible_collections.credops.rotation.plugins.module_utils import _inventory, _policy, _time, _x509
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 
 display = Display()
@@ -182,7 +182,7 @@ def peer_certificate_dates(url, timeout=5.0):
             der = tls.getpeercert(binary_form=True)
     if not der:
         raise ValueError("%s presented no certificate" % url)
-    return _policy.certificate_dates(der)
+    return _x509.certificate_dates(der)
 
 
 def _is_ip(host):
@@ -243,10 +243,10 @@ def certificate_from_store(read):
     for holder in (metadata, read.get("data"), raw.get("data"), read):
         pem = _pem_in(holder if isinstance(holder, dict) else {})
         if pem:
-            return _policy.certificate_dates(pem)
+            return _x509.certificate_dates(pem)
     current = read.get("current")
     if isinstance(current, str) and "BEGIN CERTIFICATE" in current:
-        return _policy.certificate_dates(current)
+        return _x509.certificate_dates(current)
     return None
 
 

@@ -28,10 +28,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import re
 
-# parse_time, format_time and UTC stay importable from here: the filters and lookups use them as _policy.*
-from ansible_collections.credops.rotation.plugins.module_utils._time import UTC, format_time, parse_time
+# UTC, parse_time and format_time stay importable from here (_inventory uses them as _policy.*)
+from ansible_collections.credops.rotation.plugins.module_utils._time import (  # pylint: disable=unused-import
+    UTC, format_time, parse_time)
 
 DAY = datetime.timedelta(days=1)
 
@@ -206,31 +206,6 @@ def _unknown(start, now, reason, max_days=None):
         "warning_at": None,
         "reason": reason,
     }
-
-
-def certificate_dates(pem_or_der):
-    """(not_before, not_after, subject) of the first certificate in a PEM text (or DER bytes).
-
-    Only the CERTIFICATE block is parsed: a private key in the same text is never touched.
-    Returns None when there is no certificate. Needs ``cryptography``.
-    """
-    from cryptography import x509  # pylint: disable=import-outside-toplevel
-    if isinstance(pem_or_der, (bytes, bytearray)) and not pem_or_der.lstrip().startswith(b"-----"):
-        cert = x509.load_der_x509_certificate(bytes(pem_or_der))
-    else:
-        text = pem_or_der.decode("ascii", "replace") if isinstance(pem_or_der, (bytes, bytearray)) \
-            else str(pem_or_der or "")
-        match = re.search(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----", text)
-        if not match:
-            return None
-        cert = x509.load_pem_x509_certificate(match.group(0).encode("ascii"))
-    if hasattr(cert, "not_valid_after_utc"):
-        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-    else:  # cryptography < 42
-        not_before = cert.not_valid_before.replace(tzinfo=UTC)
-        not_after = cert.not_valid_after.replace(tzinfo=UTC)
-    return {"not_before": format_time(not_before), "not_after": format_time(not_after),
-            "subject": cert.subject.rfc4514_string(), "serial": "%x" % cert.serial_number}
 
 
 def consumer_names(record):

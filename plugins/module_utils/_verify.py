@@ -17,7 +17,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import json
 import math
 import socket
@@ -36,16 +35,12 @@ except ImportError as _exc:  # pragma: no cover - the module reports missing_req
     class JMESPathError(Exception):
         pass
 
-try:
-    from cryptography import x509
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = _exc
-
+from ansible_collections.credops.rotation.plugins.module_utils import _x509
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, now as utc_now
+
+CRYPTOGRAPHY_IMPORT_ERROR = _x509.import_error()
+HAS_CRYPTOGRAPHY = CRYPTOGRAPHY_IMPORT_ERROR is None
 
 REJECTED_STATUSES = (401, 403)
 DEFAULT_STATUSES = (200,)
@@ -173,31 +168,21 @@ def _serial_key(value):
     return normalize_hex(value).lstrip("0") or "0"
 
 
-def _utc(cert, name):
-    value = getattr(cert, name + "_utc", None)   # cryptography >= 42
-    if value is None:
-        value = getattr(cert, name).replace(tzinfo=timezone.utc)
-    return value
-
-
 def describe_certificate(der, now=None):
     """The facts of a DER certificate a person checks: nothing secret in a certificate."""
-    cert = x509.load_der_x509_certificate(der)
+    cert = _x509.load(der)
     now = now or utc_now()
-    not_after = _utc(cert, "not_valid_after")
-    not_before = _utc(cert, "not_valid_before")
-    serial_hex = "%x" % cert.serial_number
-    if len(serial_hex) % 2:
-        serial_hex = "0" + serial_hex
+    not_before, not_after = _x509.validity(cert)
+    serial = _x509.serial_hex(cert, even=True)
     return {
-        "serial": serial_hex,
-        "serial_colon": ":".join(serial_hex[i:i + 2] for i in range(0, len(serial_hex), 2)),
+        "serial": serial,
+        "serial_colon": _x509.colon_hex(serial),
         "not_before": format_time(not_before),
         "not_after": format_time(not_after),
         "days_left": round((not_after - now).total_seconds() / 86400.0, 2),
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
-        "sha256_fingerprint": hashlib.sha256(der).hexdigest(),
+        "sha256_fingerprint": _x509.sha256_fingerprint(der),
     }
 
 
