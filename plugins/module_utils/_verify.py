@@ -6,7 +6,7 @@
 - expected statuses (a list, or 401/403 when the credential must be rejected);
 - JMESPath expectations on the JSON answer, compared type-aware (``true`` is not ``1``);
 - the presented TLS certificate, described and checked (serial, fingerprint, days left);
-- the deadline loop, with injectable clock and sleep, bounded by time AND attempt count;
+- the deadline loop (``_poll.poll_until``: injectable clock and sleep, bounded by time AND attempt count);
 - the failure message: expected vs got, credential, consumer, fix; never a secret.
 
 Response bodies never leave this file: only evaluated JMESPath results do, and those are
@@ -18,7 +18,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
-import math
 import socket
 import ssl
 import time
@@ -36,6 +35,7 @@ except ImportError as _exc:  # pragma: no cover - the module reports missing_req
         pass
 
 from ansible_collections.credops.rotation.plugins.module_utils import _x509
+from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, now as utc_now
 
@@ -297,33 +297,14 @@ def _statuses_text(statuses):
 
 # --- the deadline loop ----------------------------------------------------------------
 
-def max_attempts(deadline, interval):
-    """The most attempts a deadline allows: one now, then one per interval (a hard bound
-    that holds even if the clock does not move)."""
-    if deadline <= 0:
-        return 1
-    return int(math.ceil(float(deadline) / max(interval, 0.001))) + 1
-
-
 def poll(probe, evaluate, deadline, interval, clock=time.monotonic, sleep=time.sleep):
     """Call probe() and evaluate() its result until an outcome is ok or the deadline passes.
 
     Returns (last outcome, attempts, elapsed seconds). The last try is made at the deadline.
     """
-    start = clock()
-    end = start + max(0.0, float(deadline))
-    limit = max_attempts(deadline, interval)
-    attempts = 0
-    while True:
-        attempts += 1
-        outcome = evaluate(probe())
-        if outcome.ok:
-            break
-        now = clock()
-        if attempts >= limit or now >= end:
-            break
-        sleep(max(0.0, min(float(interval), end - now)))
-    return outcome, attempts, round(clock() - start, 3)
+    polled = poll_until(lambda: evaluate(probe()), lambda outcome: outcome.ok, deadline, interval,
+                        clock=clock, sleep=sleep)
+    return polled.value, polled.attempts, round(polled.elapsed, 3)
 
 
 # --- the message a person reads -------------------------------------------------------

@@ -9,9 +9,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.credops.rotation.plugins.module_utils import _verify
+from ansible_collections.credops.rotation.plugins.module_utils._poll import max_attempts
 from ansible_collections.credops.rotation.plugins.module_utils._verify import (
     Attempt, VerifyError, certificate_problems, compile_checks, describe_certificate,
-    expected_statuses, failure_message, judge, max_attempts, poll, redact, run_checks,
+    expected_statuses, failure_message, judge, poll, redact, run_checks,
     status_matches, values_equal)
 
 SECRET = "sk_live_unit-secret-value-0123456789"

@@ -33,6 +33,7 @@ import traceback
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, unix_seconds
 
 try:
@@ -419,16 +420,14 @@ class KubernetesConsumer(object):
                 {"metadata": {"annotations": {FORCE_SYNC: stamp}}}, _content_type=MERGE_PATCH)
         except Exception as exc:
             raise self._error(exc, "deploy", "annotating " + self._where("ExternalSecret", name))
-        deadline = self.monotonic() + timeout
-        while True:
+
+        def holds():
             current = self.read_secret(target)
-            if current is not None and secret_holds(current.get("data"), key, value):
-                state["synced"] = True
-                return True, state
-            remaining = deadline - self.monotonic()
-            if remaining <= 0:
-                break
-            self.sleep(min(POLL_SECONDS, remaining))
+            return current is not None and secret_holds(current.get("data"), key, value)
+
+        if poll_until(holds, deadline=timeout, interval=POLL_SECONDS, clock=self.monotonic, sleep=self.sleep).done:
+            state["synced"] = True
+            return True, state
         es = self.read_external_secret(name, version)
         ready = [c for c in ((es.get("status") or {}).get("conditions") or []) if c.get("type") == "Ready"]
         refs = ", ".join(sorted({"%s%s" % ((d.get("remoteRef") or {}).get("key"),
@@ -486,10 +485,10 @@ class KubernetesConsumer(object):
     # ---- 4. rollouts
     def wait_rollouts(self, names, timeout):
         """Wait until every rollout is complete, with one deadline. Returns {name: summary}."""
-        deadline = self.monotonic() + timeout
         summaries = {}
         pending = list(names)
-        while True:
+
+        def all_ready():
             for name in list(pending):
                 dep = self.read_deployment(name, step="deploy")
                 summaries[name] = rollout_summary(dep)
@@ -501,10 +500,9 @@ class KubernetesConsumer(object):
                         "roll back." % (self.namespace, name, self.namespace, name))
                 if summaries[name]["ready"]:
                     pending.remove(name)
-            remaining = deadline - self.monotonic()
-            if not pending or remaining <= 0:
-                break
-            self.sleep(min(POLL_SECONDS, remaining))
+            return not pending
+
+        poll_until(all_ready, deadline=timeout, interval=POLL_SECONDS, clock=self.monotonic, sleep=self.sleep)
         if pending:
             raise RotationError(
                 "rollout of %s not complete after %ss: %s." % (

@@ -19,6 +19,7 @@ from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
+from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, parse_time
 
 boto3 = LazyModule("boto3")
@@ -183,26 +184,26 @@ class AwsIamIssuer(Issuer):
         limit) and the run fails."""
         if not self.wait_timeout or self.wait_timeout <= 0:
             return None
-        start = time.monotonic()
-        deadline = start + self.wait_timeout
-        interval = 1.0
-        last = "no answer"
-        while True:
+
+        def attempt():
+            """(accepted, what came back when not)"""
             try:
                 if self._accepts(key_id, secret):
-                    return round(time.monotonic() - start, 1)
-                last = "STS answered for another identity"
+                    return True, None
+                return False, "STS answered for another identity"
             except botocore_exceptions.ClientError as exc:
                 if self._code(exc) not in _REJECTED:
                     self._discard(key_id)
                     raise self._aws_error(exc, "issue", "check the new access key %s" % key_id, secrets=[secret])
-                last = self._code(exc)
+                return False, self._code(exc)
             except botocore_exceptions.BotoCoreError as exc:
-                last = type(exc).__name__
-            if time.monotonic() + interval > deadline:
-                break
-            self.sleep(interval)
-            interval = min(interval * 2, 5.0)
+                return False, type(exc).__name__
+
+        polled = poll_until(attempt, lambda answer: answer[0], self.wait_timeout, 1.0, backoff=2.0, max_interval=5.0,
+                            last_at_deadline=False, sleep=self.sleep)
+        if polled.done:
+            return round(polled.elapsed, 1)
+        last = polled.value[1]
         self._discard(key_id)
         raise self.error("the new access key %s of IAM user '%s' was not accepted by AWS within %ds (last: %s); "
                          "it was deleted again." % (key_id, self.user_name, self.wait_timeout, last),
