@@ -58,6 +58,7 @@ STATUSES = ("ok", "warning", "overdue", "unknown")
 # Sort order of a report: the most urgent first.
 URGENCY = {"overdue": 0, "unknown": 1, "warning": 2, "ok": 3}
 
+
 def risk_of(record):
     """The record's risk; None/missing is the default (standard)."""
     risk = (record or {}).get("risk")

@@ -378,7 +378,7 @@ def deliver(url, secret, signature=None, credential=None, consumer=None, probe="
         return {"status": last["status"], "attempts": polled.attempts, "elapsed": round(polled.elapsed, 2)}
     attempts, last_status, last_error = polled.attempts, last["status"], last["error"]
     who = "receiver %s" % consumer if consumer else "the receiver"
-    got = ("no answer (%s)" % last_error) if last_status is None else "HTTP %d" % last_status
+    got = ("no answer (%s)" % last_error) if last_status is None else "HTTP %s" % last_status
     if expect == "accepted":
         want = "a 2xx answer" if not wanted else "HTTP %s" % "/".join(str(s) for s in wanted)
         message = ("%s did not accept a test delivery signed with the %s secret at %s: expected %s, got "

@@ -85,8 +85,8 @@ def format_time(value, fraction=False):
         when = from_timestamp(value)
     else:
         when = parse_time(value)
-    text = "%04d-%02d-%02dT%02d:%02d:%02d" % (when.year, when.month, when.day, when.hour, when.minute,
-                                             when.second)
+    text = "%04d-%02d-%02dT%02d:%02d:%02d" % (
+        when.year, when.month, when.day, when.hour, when.minute, when.second)
     if fraction is True or (fraction == "auto" and when.microsecond):
         return text + ".%06dZ" % when.microsecond
     return text + "Z"

@@ -330,7 +330,7 @@ class KubernetesConsumer(object):
             data = (secret or {}).get("data") or {}
             state = {"existed": secret is not None, "key_present": key in data,
                      "updated_at": unix_seconds(((secret or {}).get("metadata", {}).get("annotations") or {})
-                                                 .get(UPDATED_AT))}
+                                                .get(UPDATED_AT))}
             if secret is not None and secret_holds(data, key, value):
                 return False, state
             if secret is not None and secret.get("immutable"):
