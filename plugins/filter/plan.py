@@ -10,13 +10,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
 import os
 
-from ansible_collections.credops.rotation.plugins.module_utils import _policy
-from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import utc_iso
-from ansible_collections.credops.rotation.plugins.module_utils._issuers.vault_pki import cert_validity
+from ansible_collections.credops.rotation.plugins.module_utils import _policy, _time
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import IN_FLIGHT
+from ansible_collections.credops.rotation.plugins.module_utils._x509 import pem_validity
 
 
 def _hosts_of(pattern, groups):
@@ -114,10 +112,10 @@ def certificate_record(pem, serial=None):
     """What the store records beside a certificate's private key, from the PEM certificate:
     ``data`` (certificate, not_before, not_after) and ``metadata`` (not_before, not_after,
     certificate_serial), as the issue step writes them; empty when ``pem`` is no certificate."""
-    not_before, not_after = cert_validity(pem)
+    not_before, not_after = pem_validity(pem)
     if not_after is None:
         return {"data": {}, "metadata": {}}
-    dates = {"not_before": utc_iso(not_before), "not_after": utc_iso(not_after)}
+    dates = {"not_before": _time.format_time(not_before), "not_after": _time.format_time(not_after)}
     metadata = dict(dates, certificate_serial=serial) if serial else dict(dates)
     return {"data": dict(dates, certificate=pem), "metadata": metadata}
 
@@ -140,7 +138,7 @@ def due_names(names, credentials, states, now=None):
     by its validity (1/3 of its lifetime left, or 30 days before not_after), and of unknown
     age (so due) when the store records no validity for its current serial.
     """
-    now = now or _policy.format_time(datetime.datetime.now(_policy.UTC))
+    now = now or _time.now_iso()
     due = []
     for name in names:
         record = credentials.get(name) or {}

@@ -13,12 +13,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import datetime
-
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.credops.rotation.plugins.module_utils import _audit_sinks, _inventory, _policy
+from ansible_collections.credops.rotation.plugins.module_utils import _audit_sinks, _inventory, _policy, _time
 
 display = Display()
 
@@ -33,9 +31,9 @@ def _hosts_arg(hosts):
 
 def _now(now):
     if now in (None, ""):
-        return datetime.datetime.now(_policy.UTC)
+        return _time.now()
     try:
-        return _policy.parse_time(now)
+        return _time.parse_time(now)
     except ValueError as exc:
         raise AnsibleFilterError("now: %s" % exc)
 

@@ -147,7 +147,6 @@ _raw:
       type: str
 """
 
-import datetime
 import socket
 import ssl
 import warnings
@@ -158,7 +157,7 @@ from ansible.module_utils.six.moves.urllib.parse import urlsplit
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.credops.rotation.plugins.module_utils import _inventory, _policy
+from ansible_collections.credops.rotation.plugins.module_utils import _inventory, _policy, _time, _x509
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 
 display = Display()
@@ -183,7 +182,7 @@ def peer_certificate_dates(url, timeout=5.0):
             der = tls.getpeercert(binary_form=True)
     if not der:
         raise ValueError("%s presented no certificate" % url)
-    return _policy.certificate_dates(der)
+    return _x509.certificate_dates(der)
 
 
 def _is_ip(host):
@@ -244,10 +243,10 @@ def certificate_from_store(read):
     for holder in (metadata, read.get("data"), raw.get("data"), read):
         pem = _pem_in(holder if isinstance(holder, dict) else {})
         if pem:
-            return _policy.certificate_dates(pem)
+            return _x509.certificate_dates(pem)
     current = read.get("current")
     if isinstance(current, str) and "BEGIN CERTIFICATE" in current:
-        return _policy.certificate_dates(current)
+        return _x509.certificate_dates(current)
     return None
 
 
@@ -314,7 +313,7 @@ def collect(name, record, get_store, now=None, endpoints=(), endpoint_timeout=5.
                     entry.setdefault("notes", []).append("%s: %s" % (url, _inventory.first_line(exc)))
             found = [f for f in found if f[0] and f[0].get("not_after")]
             if found:
-                dates, source = min(found, key=lambda f: _policy.parse_time(f[0]["not_after"]))
+                dates, source = min(found, key=lambda f: _time.parse_time(f[0]["not_after"]))
                 entry["not_before"], entry["not_after"] = dates.get("not_before"), dates["not_after"]
                 entry["source"] = source
                 entry.pop("error", None)
@@ -326,7 +325,7 @@ def collect(name, record, get_store, now=None, endpoints=(), endpoint_timeout=5.
 def report(credentials, names=None, now=None, groups=None, get_store=None, hostvars=None, read_endpoints=True,
            endpoint_timeout=5.0, max_endpoints=20, workers=8, peer=peer_certificate_dates):
     """The due rows for ``credentials`` (plain data), reading every store ``workers`` at a time."""
-    now = _policy.parse_time(now) if now else datetime.datetime.now(_policy.UTC)
+    now = _time.parse_time(now) if now else _time.now()
     inventory = _inventory.Inventory(groups)
     names = list(names or sorted(credentials))
     unknown = [n for n in names if n not in credentials]

@@ -9,7 +9,8 @@ __metaclass__ = type
 import getpass
 import json
 import os
-from datetime import datetime, timezone
+
+from ansible_collections.credops.rotation.plugins.module_utils import _time
 
 EVENTS = ("started", "resumed", "issued", "stored", "deployed", "verified", "promoted",
           "revoke_blocked", "revoked", "finished", "rolled_back", "failed", "notified",
@@ -19,10 +20,6 @@ EVENTS = ("started", "resumed", "issued", "stored", "deployed", "verified", "pro
 # Keys that must never be written to the trail even if a caller passes them.
 FORBIDDEN_KEYS = ("secret", "value", "api_key", "password", "token", "private_key",
                   "previous_value", "new_value")
-
-
-def now_iso():
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # Who ran it, first found wins: an explicit rotation_actor, the user AWX/AAP (or Tower) launched
@@ -51,7 +48,7 @@ def make_entry(credential, event, consumer=None, key_id=None, previous_key_id=No
                incident=None, details=None, actor_name=None, time=None):
     if event not in EVENTS:
         raise ValueError("unknown audit event %r (known: %s)" % (event, ", ".join(EVENTS)))
-    entry = {"time": time or now_iso(), "credential": credential, "event": event,
+    entry = {"time": time or _time.now_iso(fraction=True), "credential": credential, "event": event,
              "actor": actor_name or actor()}
     for key, value in (("consumer", consumer), ("key_id", key_id),
                        ("previous_key_id", previous_key_id), ("incident", incident)):

@@ -19,9 +19,8 @@ age is past its maximum (exactly at the maximum is not yet past: one second late
 *warning* from 14 days before that moment (inclusive), *ok* before.
 
 Everything here is pure computation on datetimes (no I/O), so the filters, the lookup and
-the benchmark share one code path. Times are aware UTC datetimes; ISO-8601 strings, with
-``Z`` or an offset, with or without fractions (Vault's nanoseconds too), are accepted; a time
-without an offset is taken as UTC.
+the benchmark share one code path. Times are aware UTC datetimes, read and written by
+``_time`` (ISO-8601 with ``Z`` or an offset, any fraction; no offset means UTC).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,9 +28,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import datetime
-import re
 
-UTC = datetime.timezone.utc
+# UTC, parse_time and format_time stay importable from here (_inventory uses them as _policy.*)
+from ansible_collections.credops.rotation.plugins.module_utils._time import (  # pylint: disable=unused-import
+    UTC, format_time, parse_time)
+
 DAY = datetime.timedelta(days=1)
 
 TYPES = ("api_key", "oauth_client_secret", "service_account_token", "database",
@@ -56,47 +57,6 @@ CERT_MARGIN_DAYS = 30
 STATUSES = ("ok", "warning", "overdue", "unknown")
 # Sort order of a report: the most urgent first.
 URGENCY = {"overdue": 0, "unknown": 1, "warning": 2, "ok": 3}
-
-_ISO = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})"
-    r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
-    r"\s*(Z|z|[+-]\d{2}:?\d{2}|[+-]\d{2})?$")
-
-
-def parse_time(value):
-    """An aware UTC datetime from an ISO-8601 string, a datetime or a date; None stays None.
-
-    Raises ValueError (with the offending text) for anything else.
-    """
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime.datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, datetime.date):
-        return datetime.datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if not isinstance(value, str):
-        raise ValueError("not an ISO-8601 time: %r" % (value,))
-    match = _ISO.match(value.strip())
-    if not match:
-        raise ValueError("not an ISO-8601 time: %r" % (value,))
-    year, month, day, hour, minute, second, frac, zone = match.groups()
-    micro = int((frac or "0")[:6].ljust(6, "0"))
-    when = datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
-                             int(second or 0), micro, tzinfo=UTC)
-    if zone and zone not in ("Z", "z"):
-        sign = -1 if zone[0] == "-" else 1
-        digits = zone[1:].replace(":", "")
-        offset = datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        when = when - sign * offset
-    return when
-
-
-def format_time(value):
-    """ISO-8601 UTC with a Z, to the second (None stays None)."""
-    if value is None:
-        return None
-    when = parse_time(value)
-    return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (when.year, when.month, when.day, when.hour, when.minute, when.second)
 
 
 def risk_of(record):
@@ -247,31 +207,6 @@ def _unknown(start, now, reason, max_days=None):
         "warning_at": None,
         "reason": reason,
     }
-
-
-def certificate_dates(pem_or_der):
-    """(not_before, not_after, subject) of the first certificate in a PEM text (or DER bytes).
-
-    Only the CERTIFICATE block is parsed: a private key in the same text is never touched.
-    Returns None when there is no certificate. Needs ``cryptography``.
-    """
-    from cryptography import x509  # pylint: disable=import-outside-toplevel
-    if isinstance(pem_or_der, (bytes, bytearray)) and not pem_or_der.lstrip().startswith(b"-----"):
-        cert = x509.load_der_x509_certificate(bytes(pem_or_der))
-    else:
-        text = pem_or_der.decode("ascii", "replace") if isinstance(pem_or_der, (bytes, bytearray)) \
-            else str(pem_or_der or "")
-        match = re.search(r"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----", text)
-        if not match:
-            return None
-        cert = x509.load_pem_x509_certificate(match.group(0).encode("ascii"))
-    if hasattr(cert, "not_valid_after_utc"):
-        not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
-    else:  # cryptography < 42
-        not_before = cert.not_valid_before.replace(tzinfo=UTC)
-        not_after = cert.not_valid_after.replace(tzinfo=UTC)
-    return {"not_before": format_time(not_before), "not_after": format_time(not_after),
-            "subject": cert.subject.rfc4514_string(), "serial": "%x" % cert.serial_number}
 
 
 def consumer_names(record):

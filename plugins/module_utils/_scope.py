@@ -13,7 +13,7 @@ __metaclass__ = type
 import datetime
 import json
 
-from ansible_collections.credops.rotation.plugins.module_utils._policy import UTC, parse_time
+from ansible_collections.credops.rotation.plugins.module_utils._time import UTC, parse_time
 
 
 _EARLIEST = datetime.datetime.min.replace(tzinfo=UTC)

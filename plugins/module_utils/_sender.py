@@ -38,6 +38,7 @@ from ansible_collections.credops.rotation.plugins.module_utils import _verify, _
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._http import connection_errors, request
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.rest import render_path
+from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 
 DEFAULT_SIGNATURE_HEADER = "X-Webhook-Signature"
 DEFAULT_SWITCH = {"method": "PATCH", "path": "/v1/webhooks/{id}"}
@@ -348,12 +349,12 @@ def deliver(url, secret, signature=None, credential=None, consumer=None, probe="
     if expect not in ("accepted", "rejected"):
         raise ValueError("expect must be accepted or rejected")
     wanted = list(status) if status else None
-    start = clock()
-    end = start + max(0.0, float(deadline))
-    attempts, last_status, last_error = 0, None, None
+    end = clock() + max(0.0, float(deadline))
+    last = {"status": None, "error": None}
     hide = [secret]
-    while True:
-        attempts += 1
+
+    def attempt():
+        """True once the receiver answers as expected; ``last`` keeps what it answered."""
         payload = test_payload(credential, probe, now)
         text = json.dumps(payload)   # _http.request sends json.dumps(payload): these very bytes
         signed = _webhook.sign(secret, text, header_format=sig["format"],
@@ -363,20 +364,21 @@ def deliver(url, secret, signature=None, credential=None, consumer=None, probe="
             resp = request("POST", url, headers={sig["header"]: signed["header"]}, json_body=payload,
                            timeout=timeout, retries=retries, validate_certs=validate_certs,
                            ca_path=ca_path, sleep=lambda s: sleep(max(0.0, min(s, end - clock()))))
-            last_status, last_error = resp.status, None
-            if expect == "accepted":
-                done = last_status in wanted if wanted else 200 <= last_status < 300
-            else:
-                done = last_status in (wanted or REJECTED)
-            if done:
-                return {"status": last_status, "attempts": attempts, "elapsed": round(clock() - start, 2)}
         except connection_errors() as exc:
-            last_status, last_error = None, _reach_error(exc)
-        if clock() + interval > end:
-            break
-        sleep(interval)
+            last.update(status=None, error=_reach_error(exc))
+            return False
+        last.update(status=resp.status, error=None)
+        if expect == "accepted":
+            return resp.status in wanted if wanted else 200 <= resp.status < 300
+        return resp.status in (wanted or REJECTED)
+
+    polled = poll_until(attempt, deadline=deadline, interval=interval, last_at_deadline=False, clock=clock,
+                        sleep=sleep)
+    if polled.done:
+        return {"status": last["status"], "attempts": polled.attempts, "elapsed": round(polled.elapsed, 2)}
+    attempts, last_status, last_error = polled.attempts, last["status"], last["error"]
     who = "receiver %s" % consumer if consumer else "the receiver"
-    got = ("no answer (%s)" % last_error) if last_status is None else "HTTP %d" % last_status
+    got = ("no answer (%s)" % last_error) if last_status is None else "HTTP %s" % last_status
     if expect == "accepted":
         want = "a 2xx answer" if not wanted else "HTTP %s" % "/".join(str(s) for s in wanted)
         message = ("%s did not accept a test delivery signed with the %s secret at %s: expected %s, got "

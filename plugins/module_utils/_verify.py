@@ -6,7 +6,7 @@
 - expected statuses (a list, or 401/403 when the credential must be rejected);
 - JMESPath expectations on the JSON answer, compared type-aware (``true`` is not ``1``);
 - the presented TLS certificate, described and checked (serial, fingerprint, days left);
-- the deadline loop, with injectable clock and sleep, bounded by time AND attempt count;
+- the deadline loop (``_poll.poll_until``: injectable clock and sleep, bounded by time AND attempt count);
 - the failure message: expected vs got, credential, consumer, fix; never a secret.
 
 Response bodies never leave this file: only evaluated JMESPath results do, and those are
@@ -17,13 +17,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import hashlib
 import json
-import math
 import socket
 import ssl
 import time
-from datetime import datetime, timezone
 
 try:
     import jmespath
@@ -37,15 +34,13 @@ except ImportError as _exc:  # pragma: no cover - the module reports missing_req
     class JMESPathError(Exception):
         pass
 
-try:
-    from cryptography import x509
-    HAS_CRYPTOGRAPHY = True
-    CRYPTOGRAPHY_IMPORT_ERROR = None
-except ImportError as _exc:  # pragma: no cover
-    HAS_CRYPTOGRAPHY = False
-    CRYPTOGRAPHY_IMPORT_ERROR = _exc
-
+from ansible_collections.credops.rotation.plugins.module_utils import _x509
+from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, now as utc_now
+
+CRYPTOGRAPHY_IMPORT_ERROR = _x509.import_error()
+HAS_CRYPTOGRAPHY = CRYPTOGRAPHY_IMPORT_ERROR is None
 
 REJECTED_STATUSES = (401, 403)
 DEFAULT_STATUSES = (200,)
@@ -173,35 +168,21 @@ def _serial_key(value):
     return normalize_hex(value).lstrip("0") or "0"
 
 
-def _iso(dt):
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _utc(cert, name):
-    value = getattr(cert, name + "_utc", None)   # cryptography >= 42
-    if value is None:
-        value = getattr(cert, name).replace(tzinfo=timezone.utc)
-    return value
-
-
 def describe_certificate(der, now=None):
     """The facts of a DER certificate a person checks: nothing secret in a certificate."""
-    cert = x509.load_der_x509_certificate(der)
-    now = now or datetime.now(timezone.utc)
-    not_after = _utc(cert, "not_valid_after")
-    not_before = _utc(cert, "not_valid_before")
-    serial_hex = "%x" % cert.serial_number
-    if len(serial_hex) % 2:
-        serial_hex = "0" + serial_hex
+    cert = _x509.load(der)
+    now = now or utc_now()
+    not_before, not_after = _x509.validity(cert)
+    serial = _x509.serial_hex(cert, even=True)
     return {
-        "serial": serial_hex,
-        "serial_colon": ":".join(serial_hex[i:i + 2] for i in range(0, len(serial_hex), 2)),
-        "not_before": _iso(not_before),
-        "not_after": _iso(not_after),
+        "serial": serial,
+        "serial_colon": _x509.colon_hex(serial),
+        "not_before": format_time(not_before),
+        "not_after": format_time(not_after),
         "days_left": round((not_after - now).total_seconds() / 86400.0, 2),
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
-        "sha256_fingerprint": hashlib.sha256(der).hexdigest(),
+        "sha256_fingerprint": _x509.sha256_fingerprint(der),
     }
 
 
@@ -316,33 +297,14 @@ def _statuses_text(statuses):
 
 # --- the deadline loop ----------------------------------------------------------------
 
-def max_attempts(deadline, interval):
-    """The most attempts a deadline allows: one now, then one per interval (a hard bound
-    that holds even if the clock does not move)."""
-    if deadline <= 0:
-        return 1
-    return int(math.ceil(float(deadline) / max(interval, 0.001))) + 1
-
-
 def poll(probe, evaluate, deadline, interval, clock=time.monotonic, sleep=time.sleep):
     """Call probe() and evaluate() its result until an outcome is ok or the deadline passes.
 
     Returns (last outcome, attempts, elapsed seconds). The last try is made at the deadline.
     """
-    start = clock()
-    end = start + max(0.0, float(deadline))
-    limit = max_attempts(deadline, interval)
-    attempts = 0
-    while True:
-        attempts += 1
-        outcome = evaluate(probe())
-        if outcome.ok:
-            break
-        now = clock()
-        if attempts >= limit or now >= end:
-            break
-        sleep(max(0.0, min(float(interval), end - now)))
-    return outcome, attempts, round(clock() - start, 3)
+    polled = poll_until(lambda: evaluate(probe()), lambda outcome: outcome.ok, deadline, interval,
+                        clock=clock, sleep=sleep)
+    return polled.value, polled.attempts, round(polled.elapsed, 3)
 
 
 # --- the message a person reads -------------------------------------------------------

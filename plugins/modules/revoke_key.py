@@ -241,11 +241,13 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
-from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, parse_iso
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import (
     ISSUER_ARGSPEC, issuer_from_params)
+from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import public_view
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import get_store, store_option_spec
+from ansible_collections.credops.rotation.plugins.module_utils._time import parse_time
 
 
 def argument_spec():
@@ -301,11 +303,11 @@ def uses_since(issuer, key_id, since):
     uses = issuer.usage(key_id, since)
     if uses is None:
         return None
-    start = parse_iso(since)
+    start = parse_time(since, required=True)
     found = []
     for use in uses:
         try:
-            if parse_iso(use.get("time")) < start:
+            if parse_time(use.get("time"), required=True) < start:
                 continue
         except (TypeError, ValueError):
             pass
@@ -317,46 +319,32 @@ def guard(issuer, credential, key_id, since, quiet_seconds, sleep=time.sleep, cl
     """The revoke guard: raise RotationError when key_id was used since ``since``, watching
     for ``quiet_seconds``. Returns the (empty) list of uses, or None when not recorded."""
     try:
-        parse_iso(since)
+        parse_time(since, required=True)
     except (TypeError, ValueError):
         raise RotationError("unused_since %r is not an ISO-8601 time." % (since,), credential=credential,
                             step="revoke", fix="pass the time every consumer verified the new value, "
                             "for example 2024-08-15T10:30:00Z.")
-    deadline = clock() + max(0, quiet_seconds or 0)
-    while True:
-        uses = uses_since(issuer, key_id, since)
-        if uses is None:
-            return None
-        if uses:
-            sources = sorted(set(str(u.get("source") or "unknown source") for u in uses))
-            last = max(str(u.get("time")) for u in uses)
-            raise RotationError(
-                "key %s was used %d time(s) after every known consumer verified the new value (since %s), "
-                "last at %s, by: %s. Nothing was revoked; the new value stays live." % (
-                    key_id, len(uses), since, last, ", ".join(sources)),
-                credential=credential, step="revoke",
-                fix="find the consumer(s) behind those sources, add them to the credential's consumers and deploy "
-                    "the new value to them, then re-run; or override with -e force_revoke=true.")
-        remaining = deadline - clock()
-        if remaining <= 0:
-            return uses
-        sleep(min(5.0, remaining))
+    uses = poll_until(lambda: uses_since(issuer, key_id, since), lambda found: found is None or found,
+                      quiet_seconds, 5.0, clock=clock, sleep=sleep).value
+    if uses:
+        sources = sorted(set(str(u.get("source") or "unknown source") for u in uses))
+        last = max(str(u.get("time")) for u in uses)
+        raise RotationError(
+            "key %s was used %d time(s) after every known consumer verified the new value (since %s), "
+            "last at %s, by: %s. Nothing was revoked; the new value stays live." % (
+                key_id, len(uses), since, last, ", ".join(sources)),
+            credential=credential, step="revoke",
+            fix="find the consumer(s) behind those sources, add them to the credential's consumers and deploy "
+                "the new value to them, then re-run; or override with -e force_revoke=true.")
+    return uses
 
 
 def prove(issuer, secret, key_id, timeout, sleep=time.sleep, clock=time.monotonic):
     """True once the issuer refuses the value, False if it still accepts it after timeout,
     None if the kind cannot test values."""
-    deadline = clock() + max(0, timeout or 0)
-    while True:
-        accepted = issuer.test(secret, key_id=key_id)
-        if accepted is None:
-            return None
-        if not accepted:
-            return True
-        remaining = deadline - clock()
-        if remaining <= 0:
-            return False
-        sleep(min(2.0, remaining))
+    accepted = poll_until(lambda: issuer.test(secret, key_id=key_id), lambda answer: not answer,
+                          timeout, 2.0, clock=clock, sleep=sleep).value
+    return None if accepted is None else not accepted
 
 
 def nothing_revoked(issuer, key_id, force):

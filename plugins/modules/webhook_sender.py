@@ -380,7 +380,6 @@ msg:
   type: str
 """
 
-import time
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
@@ -388,6 +387,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.credops.rotation.plugins.module_utils import _sender
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
+from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 
 ACTIONS = ("validate", "switch", "test", "deliver", "deliveries")
 
@@ -478,15 +478,19 @@ def do_deliveries(module, p):
         if not isinstance(item, dict) or not item.get("url"):
             module.fail_json(msg="credential '%s': every receivers item needs a url" % p["credential"])
     checking = bool(p["require"] or p["forbid"])
-    end = time.monotonic() + max(0.0, p["deadline"])
-    while True:
+
+    def read_and_judge():
         logs = _read_all(p)
-        problems, counts, per = _sender.judge_deliveries(logs, p["require"], p["forbid"])
+        return (logs,) + tuple(_sender.judge_deliveries(logs, p["require"], p["forbid"]))
+
+    def settled(judged):
+        problems, counts = judged[1], judged[2]
         # an 'old' match is final; a missing 'new' one may still be on its way
         final = any(p["forbid"] and counts.get(label) for label in p["forbid"])
-        if not checking or not problems or final or time.monotonic() + p["interval"] > end:
-            break
-        time.sleep(p["interval"])
+        return not checking or not problems or final
+
+    logs, problems, counts, per = poll_until(read_and_judge, settled, p["deadline"], p["interval"],
+                                             last_at_deadline=False).value
     receivers = [dict(name=log["name"], count=len(log["labels"]), new_entries=info["new_entries"],
                       matched=info["matched"]) for log, info in zip(logs, per)]
     result = dict(receivers=receivers, counts=counts)

@@ -13,6 +13,7 @@ from kubernetes.client.rest import ApiException
 from ansible_collections.credops.rotation.plugins.doc_fragments.kubernetes import ModuleDocFragment
 from ansible_collections.credops.rotation.plugins.module_utils._consumers import kubernetes as kc
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
+from ansible_collections.credops.rotation.plugins.module_utils._time import unix_seconds as parse_rfc3339
 from ansible_collections.credops.rotation.plugins.modules import kubernetes_consumer as module
 
 
@@ -71,7 +72,7 @@ def test_restart_patch_is_what_kubectl_sends():
     ("", None), (None, None), ("yesterday", None), ("2024-08-15T10:30:00+bad", None),
 ])
 def test_parse_rfc3339(text, expected):
-    assert kc.parse_rfc3339(text) == expected
+    assert parse_rfc3339(text) == expected
 
 
 def dep_times(restarted_at=None, created="2024-08-01T00:00:00Z"):

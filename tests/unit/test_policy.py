@@ -4,6 +4,7 @@ import datetime
 import pytest
 
 from ansible_collections.credops.rotation.plugins.module_utils import _policy as policy
+from ansible_collections.credops.rotation.plugins.module_utils import _x509
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2024, 1, 1, 12, 0, 0, tzinfo=UTC)
@@ -210,8 +211,8 @@ def test_certificate_dates_from_pem_ignore_the_key():
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption()).decode()
     bundle = key_pem + cert.public_bytes(serialization.Encoding.PEM).decode()
-    dates = policy.certificate_dates(bundle)
+    dates = _x509.certificate_dates(bundle)
     assert dates == {"not_before": "2024-01-01T12:00:00Z", "not_after": policy.format_time(at(90)),
                      "subject": "CN=svc.lab.test", "serial": "1234"}
-    assert policy.certificate_dates(cert.public_bytes(serialization.Encoding.DER))["serial"] == "1234"
-    assert policy.certificate_dates(key_pem) is None
+    assert _x509.certificate_dates(cert.public_bytes(serialization.Encoding.DER))["serial"] == "1234"
+    assert _x509.certificate_dates(key_pem) is None

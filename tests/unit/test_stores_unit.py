@@ -14,12 +14,13 @@ from ansible_collections.credops.rotation.plugins.lookup.store import pick
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._stores import _base
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import (
-    Store, empty_state, iso_utc, normalize_items, plan, public_view)
+    Store, empty_state, normalize_items, plan, public_view)
 from ansible_collections.credops.rotation.plugins.module_utils._stores.aws_secretsmanager import (
     AwsSecretsManagerStore, decode_tag, encode_tag, version_token)
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import (
     STORE_ARGSPEC, STORES, get_store, validate_store_config)
 from ansible_collections.credops.rotation.plugins.module_utils._stores.vault_kv2 import VaultKV2Store
+from ansible_collections.credops.rotation.plugins.module_utils._time import normalize_time as iso_utc
 from ansible_collections.credops.rotation.plugins.modules.secret_store import diff_view
 
 NOW = "2025-01-02T03:04:05Z"

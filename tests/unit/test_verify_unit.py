@@ -9,10 +9,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ansible_collections.credops.rotation.plugins.module_utils import _verify
+from ansible_collections.credops.rotation.plugins.module_utils._poll import max_attempts
 from ansible_collections.credops.rotation.plugins.module_utils._verify import (
     Attempt, VerifyError, certificate_problems, compile_checks, describe_certificate,
-    expected_statuses, failure_message, judge, max_attempts, poll, redact, run_checks,
+    expected_statuses, failure_message, judge, poll, redact, run_checks,
     status_matches, values_equal)
+from tests.unit._fake_clock import FakeClock
 
 SECRET = "sk_live_unit-secret-value-0123456789"
 
@@ -250,19 +252,6 @@ def test_judge_certificate_mismatch_is_its_own_kind():
 
 
 # --- the deadline loop ----------------------------------------------------------------
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1000.0
-        self.sleeps = []
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
-
 
 class Outcome:
     def __init__(self, ok):

@@ -24,7 +24,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import base64
-import calendar
 import hashlib
 import hmac
 import json
@@ -34,6 +33,8 @@ import traceback
 from ansible.module_utils.basic import env_fallback
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
+from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, unix_seconds
 
 try:
     from kubernetes import client as k8s_client
@@ -87,32 +88,6 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 # --------------------------------------------------------------------------- pure helpers
 
-def rfc3339(ts):
-    """Unix time -> RFC 3339 UTC with seconds, as kubectl writes restartedAt."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
-
-
-def parse_rfc3339(text):
-    """RFC 3339 -> unix time, or None. Accepts Z and +hh:mm offsets, fractions ignored."""
-    if not text or not isinstance(text, str):
-        return None
-    base, offset = text[:19], text[19:]
-    try:
-        ts = calendar.timegm(time.strptime(base, "%Y-%m-%dT%H:%M:%S"))
-    except ValueError:
-        return None
-    if "." in offset[:1]:
-        offset = offset.lstrip(".0123456789")
-    if offset in ("", "Z", "z"):
-        return ts
-    try:
-        sign = 1 if offset[0] == "+" else -1
-        hours, minutes = offset[1:].split(":")
-        return ts - sign * (int(hours) * 3600 + int(minutes) * 60)
-    except (ValueError, IndexError):
-        return None
-
-
 def digest(value):
     """SHA-256 digest of a str/bytes value; values are compared by digest only."""
     if isinstance(value, str):
@@ -149,7 +124,7 @@ def next_force_sync(previous, now):
 
 def restart_patch(now):
     """The strategic merge patch ``kubectl rollout restart`` sends."""
-    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: rfc3339(now)}}}}}
+    return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: format_time(now)}}}}}
 
 
 def restart_pending(deployment, changed_at):
@@ -163,8 +138,8 @@ def restart_pending(deployment, changed_at):
         return False
     meta = deployment.get("metadata") or {}
     template = ((deployment.get("spec") or {}).get("template") or {}).get("metadata") or {}
-    restarted = parse_rfc3339((template.get("annotations") or {}).get(RESTARTED_AT))
-    created = parse_rfc3339(meta.get("creationTimestamp"))
+    restarted = unix_seconds((template.get("annotations") or {}).get(RESTARTED_AT))
+    created = unix_seconds(meta.get("creationTimestamp"))
     if restarted is not None and restarted >= changed_at:
         return False
     return not (created is not None and created > changed_at)
@@ -354,8 +329,8 @@ class KubernetesConsumer(object):
             secret = self.read_secret(name)
             data = (secret or {}).get("data") or {}
             state = {"existed": secret is not None, "key_present": key in data,
-                     "updated_at": parse_rfc3339(((secret or {}).get("metadata", {}).get("annotations") or {})
-                                                 .get(UPDATED_AT))}
+                     "updated_at": unix_seconds(((secret or {}).get("metadata", {}).get("annotations") or {})
+                                                .get(UPDATED_AT))}
             if secret is not None and secret_holds(data, key, value):
                 return False, state
             if secret is not None and secret.get("immutable"):
@@ -365,7 +340,7 @@ class KubernetesConsumer(object):
             state["updated_at"] = float(int(now))
             if self.check_mode:
                 return True, state
-            annotations = {UPDATED_AT: rfc3339(now)}
+            annotations = {UPDATED_AT: format_time(now)}
             try:
                 if secret is None:
                     annotations[CREDENTIAL_ANNOTATION] = self.credential or ""
@@ -445,16 +420,14 @@ class KubernetesConsumer(object):
                 {"metadata": {"annotations": {FORCE_SYNC: stamp}}}, _content_type=MERGE_PATCH)
         except Exception as exc:
             raise self._error(exc, "deploy", "annotating " + self._where("ExternalSecret", name))
-        deadline = self.monotonic() + timeout
-        while True:
+
+        def holds():
             current = self.read_secret(target)
-            if current is not None and secret_holds(current.get("data"), key, value):
-                state["synced"] = True
-                return True, state
-            remaining = deadline - self.monotonic()
-            if remaining <= 0:
-                break
-            self.sleep(min(POLL_SECONDS, remaining))
+            return current is not None and secret_holds(current.get("data"), key, value)
+
+        if poll_until(holds, deadline=timeout, interval=POLL_SECONDS, clock=self.monotonic, sleep=self.sleep).done:
+            state["synced"] = True
+            return True, state
         es = self.read_external_secret(name, version)
         ready = [c for c in ((es.get("status") or {}).get("conditions") or []) if c.get("type") == "Ready"]
         refs = ", ".join(sorted({"%s%s" % ((d.get("remoteRef") or {}).get("key"),
@@ -499,7 +472,7 @@ class KubernetesConsumer(object):
                                     self.credential, "deploy",
                                     "kubectl -n %s rollout resume deployment/%s, then run again."
                                     % (self.namespace, name))
-            done[name] = rfc3339(now)
+            done[name] = format_time(now)
             if self.check_mode:
                 continue
             try:
@@ -512,10 +485,10 @@ class KubernetesConsumer(object):
     # ---- 4. rollouts
     def wait_rollouts(self, names, timeout):
         """Wait until every rollout is complete, with one deadline. Returns {name: summary}."""
-        deadline = self.monotonic() + timeout
         summaries = {}
         pending = list(names)
-        while True:
+
+        def all_ready():
             for name in list(pending):
                 dep = self.read_deployment(name, step="deploy")
                 summaries[name] = rollout_summary(dep)
@@ -527,10 +500,9 @@ class KubernetesConsumer(object):
                         "roll back." % (self.namespace, name, self.namespace, name))
                 if summaries[name]["ready"]:
                     pending.remove(name)
-            remaining = deadline - self.monotonic()
-            if not pending or remaining <= 0:
-                break
-            self.sleep(min(POLL_SECONDS, remaining))
+            return not pending
+
+        poll_until(all_ready, deadline=timeout, interval=POLL_SECONDS, clock=self.monotonic, sleep=self.sleep)
         if pending:
             raise RotationError(
                 "rollout of %s not complete after %ss: %s." % (

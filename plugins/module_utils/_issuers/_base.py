@@ -7,7 +7,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import hashlib
-from datetime import datetime, timezone
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 
@@ -19,39 +18,6 @@ def fingerprint(secret):
     if not isinstance(secret, bytes):
         secret = str(secret).encode("utf-8")
     return hashlib.sha256(secret).hexdigest()[:12]
-
-
-def utc_iso(when):
-    """ISO-8601 UTC with a Z (datetime, or a UNIX timestamp); None stays None."""
-    if when is None:
-        return None
-    if isinstance(when, (int, float)):
-        when = datetime.fromtimestamp(when, timezone.utc)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text):
-    """Parse an ISO-8601 time (Z or offset; naive means UTC) into an aware datetime.
-
-    Raises ValueError when it cannot be read."""
-    if isinstance(text, datetime):
-        value = text
-    else:
-        text = str(text).strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        head, sep, tail = text.partition(".")
-        if sep:  # fromisoformat on older Pythons wants exactly 3 or 6 fraction digits
-            digits = ""
-            while tail and tail[0].isdigit():
-                digits, tail = digits + tail[0], tail[1:]
-            text = head + "." + (digits + "000000")[:6] + tail
-        value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
 
 
 class Issuer(object):

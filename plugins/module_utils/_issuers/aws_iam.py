@@ -18,8 +18,9 @@ import time
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
-from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import (
-    Issuer, parse_iso, utc_iso)
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
+from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
+from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, parse_time
 
 boto3 = LazyModule("boto3")
 botocore_config = LazyModule("botocore.config")
@@ -154,14 +155,14 @@ class AwsIamIssuer(Issuer):
             raise self._aws_error(exc, "issue", "create an access key")
         key_id, secret = new["AccessKeyId"], new["SecretAccessKey"]
         waited = self._wait_accepted(key_id, secret)
-        info = dict(user_name=self.user_name, status=new.get("Status"), create_date=utc_iso(new.get("CreateDate")),
+        info = dict(user_name=self.user_name, status=new.get("Status"), create_date=format_time(new.get("CreateDate")),
                     accepted_after_seconds=waited)
         if deleted:
             info["deleted_inactive_key_id"] = deleted
         return dict(id=key_id, secret=secret, info=info)
 
     def _two_keys_error(self, keys):
-        listed = ", ".join("%s (%s since %s)" % (k["AccessKeyId"], k.get("Status"), utc_iso(k.get("CreateDate")))
+        listed = ", ".join("%s (%s since %s)" % (k["AccessKeyId"], k.get("Status"), format_time(k.get("CreateDate")))
                            for k in keys)
         active = all(k.get("Status") == "Active" for k in keys)
         fix = ("if a rotation of this credential is in flight, finish it (its old key is revoked at the end) or "
@@ -183,26 +184,26 @@ class AwsIamIssuer(Issuer):
         limit) and the run fails."""
         if not self.wait_timeout or self.wait_timeout <= 0:
             return None
-        start = time.monotonic()
-        deadline = start + self.wait_timeout
-        interval = 1.0
-        last = "no answer"
-        while True:
+
+        def attempt():
+            """(accepted, what came back when not)"""
             try:
                 if self._accepts(key_id, secret):
-                    return round(time.monotonic() - start, 1)
-                last = "STS answered for another identity"
+                    return True, None
+                return False, "STS answered for another identity"
             except botocore_exceptions.ClientError as exc:
                 if self._code(exc) not in _REJECTED:
                     self._discard(key_id)
                     raise self._aws_error(exc, "issue", "check the new access key %s" % key_id, secrets=[secret])
-                last = self._code(exc)
+                return False, self._code(exc)
             except botocore_exceptions.BotoCoreError as exc:
-                last = type(exc).__name__
-            if time.monotonic() + interval > deadline:
-                break
-            self.sleep(interval)
-            interval = min(interval * 2, 5.0)
+                return False, type(exc).__name__
+
+        polled = poll_until(attempt, lambda answer: answer[0], self.wait_timeout, 1.0, backoff=2.0, max_interval=5.0,
+                            last_at_deadline=False, sleep=self.sleep)
+        if polled.done:
+            return round(polled.elapsed, 1)
+        last = polled.value[1]
         self._discard(key_id)
         raise self.error("the new access key %s of IAM user '%s' was not accepted by AWS within %ds (last: %s); "
                          "it was deleted again." % (key_id, self.user_name, self.wait_timeout, last),
@@ -269,8 +270,8 @@ class AwsIamIssuer(Issuer):
             raise self._aws_error(exc, "usage", "read the last use of access key %s" % key_id)
         used = last.get("AccessKeyLastUsed") or {}
         when = used.get("LastUsedDate")
-        if not when or (since and when < parse_iso(since)):
+        if not when or (since and when < parse_time(since)):
             return []
         source = "%s/%s" % (used.get("ServiceName") or "unknown", used.get("Region") or "unknown")
         # full precision: the guard compares it with `since` again
-        return [dict(time=parse_iso(when).isoformat().replace("+00:00", "Z"), source=source)]
+        return [dict(time=format_time(when, fraction="auto"), source=source)]

@@ -42,12 +42,13 @@ import os
 import re
 import secrets
 import string
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
-from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
+from ansible_collections.credops.rotation.plugins.module_utils import _time
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
 
 psycopg = LazyModule("psycopg")
 sql = LazyModule("psycopg.sql")
@@ -184,7 +185,7 @@ class PostgresIssuer(Issuer):
         if login is not None:
             query = query + sql.SQL(" LOGIN" if login else " NOLOGIN")
         if valid_until is not None:
-            query = query + sql.SQL(" VALID UNTIL {}").format(sql.Literal(utc_iso(valid_until)))
+            query = query + sql.SQL(" VALID UNTIL {}").format(sql.Literal(_time.format_time(valid_until)))
         try:
             conn.execute(query)
         except psycopg.Error as exc:
@@ -206,14 +207,14 @@ class PostgresIssuer(Issuer):
         if self.roles:
             return self._create_alternating()
         password = self._new_password()
-        now = datetime.now(timezone.utc)
+        now = _time.now()
         valid_until = None
         if self.valid_until_days:
             valid_until = now + timedelta(days=int(self.valid_until_days))
         with self._admin("issue") as conn:
             algorithm = self._set_password(conn, password, "issue", valid_until)
         return dict(id="%s@%s" % (self.role, now.strftime("%Y%m%dT%H%M%S.%fZ")), secret=password,
-                    info=dict(role=self.role, server=self._where(), valid_until=utc_iso(valid_until),
+                    info=dict(role=self.role, server=self._where(), valid_until=_time.format_time(valid_until),
                               password_encryption=algorithm))
 
     def revoke(self, key_id, secret=None, force=False):
@@ -276,9 +277,9 @@ class PostgresIssuer(Issuer):
             rows = conn.execute(
                 "SELECT host(client_addr), application_name, backend_start FROM pg_catalog.pg_stat_activity "
                 "WHERE usename = %s AND pid <> pg_backend_pid()", (role,)).fetchall()
-        now = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        now = _time.now_iso(fraction=True)
         return [dict(time=now, source="%s (%s, connected since %s)" % (
-            addr or "local socket", app or "no application_name", utc_iso(started)))
+            addr or "local socket", app or "no application_name", _time.format_time(started)))
             for addr, app, started in rows]
 
     # --- alternating roles ----------------------------------------------------------------
@@ -347,7 +348,7 @@ class PostgresIssuer(Issuer):
 
     def _create_alternating(self):
         password = self._new_password()
-        now = datetime.now(timezone.utc)
+        now = _time.now()
         valid_until = now + timedelta(days=int(self.valid_until_days)) if self.valid_until_days else None
         with self._admin("issue") as conn:
             login = self._login_roles(conn, "issue")
@@ -364,7 +365,7 @@ class PostgresIssuer(Issuer):
             algorithm = self._set_password(conn, password, "issue", valid_until, role=idle, login=True)
         return dict(id=idle, secret=password,
                     info=dict(role=idle, previous_role=current[0] if current else None, procedure="alternating roles",
-                              server=self._where(), valid_until=utc_iso(valid_until),
+                              server=self._where(), valid_until=_time.format_time(valid_until),
                               password_encryption=algorithm))
 
     def _revoke_alternating(self, key_id, force):

@@ -22,7 +22,8 @@ from ansible.module_utils.six.moves.urllib.parse import quote
 
 from ansible_collections.credops.rotation.plugins.module_utils._http import (
     IDEMPOTENT_METHODS, NOT_PROCESSED_STATUSES, NotResent, connection_errors, request)
-from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
+from ansible_collections.credops.rotation.plugins.module_utils._time import format_time
 
 try:
     import jmespath
@@ -337,7 +338,7 @@ class RestIssuer(Issuer):
         if not self.config.get("usage"):
             return None
         if not isinstance(since, str):
-            since = utc_iso(since)
+            since = format_time(since)
         method, path, resp = self._call("usage", "usage", {"id": key_id, "since": since})
         if not self._ok(resp.status, None):
             raise self._status_error("usage", "usage", method, path, resp, "2xx")

@@ -14,17 +14,17 @@ __metaclass__ = type
 
 import os
 import time
-from datetime import datetime, timezone
 
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
-from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
+from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, from_timestamp
+from ansible_collections.credops.rotation.plugins.module_utils._x509 import pem_validity
 
 hvac = LazyModule("hvac")
 hvac_exceptions = LazyModule("hvac.exceptions")
 requests_exceptions = LazyModule("requests.exceptions")
-x509 = LazyModule("cryptography.x509")
 
 ARGSPEC = dict(
     url=dict(type="str"),
@@ -40,19 +40,6 @@ ARGSPEC = dict(
     ip_sans=dict(type="list", elements="str"),
     ttl=dict(type="str"),
 )
-
-
-def cert_validity(pem):
-    """(not_before, not_after) of a PEM certificate as aware datetimes, or (None, None)."""
-    if not pem or x509.import_error():
-        return None, None
-    try:
-        cert = x509.load_pem_x509_certificate(pem.encode("ascii"))
-    except ValueError:
-        return None, None
-    before = getattr(cert, "not_valid_before_utc", None) or cert.not_valid_before.replace(tzinfo=timezone.utc)
-    after = getattr(cert, "not_valid_after_utc", None) or cert.not_valid_after.replace(tzinfo=timezone.utc)
-    return before, after
 
 
 class VaultPkiIssuer(Issuer):
@@ -141,14 +128,14 @@ class VaultPkiIssuer(Issuer):
         except Exception as exc:
             raise self._vault_error(exc, "issue", "issue a certificate for %s from %s/issue/%s"
                                     % (common_name, self.mount, self.role))
-        not_before, not_after = cert_validity(data.get("certificate"))
+        not_before, not_after = pem_validity(data.get("certificate"))
         if not_after is None and data.get("expiration"):
-            not_after = datetime.fromtimestamp(data["expiration"], timezone.utc)
+            not_after = from_timestamp(data["expiration"])
         if not_before is None and isinstance(data.get("not_before"), int):
-            not_before = datetime.fromtimestamp(data["not_before"], timezone.utc)
+            not_before = from_timestamp(data["not_before"])
         info = dict(certificate=data.get("certificate"), issuing_ca=data.get("issuing_ca"),
                     ca_chain=data.get("ca_chain") or [], serial=data.get("serial_number"),
-                    not_before=utc_iso(not_before), not_after=utc_iso(not_after),
+                    not_before=format_time(not_before), not_after=format_time(not_after),
                     private_key_type=data.get("private_key_type"), common_name=common_name)
         return dict(id=data.get("serial_number"), secret=data.get("private_key"), info=info)
 
@@ -169,5 +156,5 @@ class VaultPkiIssuer(Issuer):
         record = self._read(key_id, "check")
         if record is None or record.get("revocation_time"):
             return False
-        not_after = cert_validity(record.get("certificate"))[1]
+        not_after = pem_validity(record.get("certificate"))[1]
         return not_after is None or not_after.timestamp() > time.time()

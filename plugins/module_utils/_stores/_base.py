@@ -57,9 +57,9 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
-import datetime
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
+from ansible_collections.credops.rotation.plugins.module_utils._time import now_iso
 
 PHASES = ("pending", "deployed", "verified", "finished", "rolled_back")
 IN_FLIGHT = ("pending", "deployed", "verified")
@@ -76,40 +76,6 @@ ACTIONS = ("pending", "phase", "promote", "finished", "rollback")
 # the keys of read() that describe the rotation (compared to decide "changed")
 STATE_KEYS = ("current", "current_id", "pending", "pending_id", "previous", "previous_id",
               "phase", "inflight", "metadata", "data")
-
-
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def iso_utc(value):
-    """A datetime or an RFC 3339 string (any precision) as ISO-8601 UTC to the second."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=datetime.timezone.utc)
-        return value.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    text = str(value).strip()
-    head = text[:19]
-    try:
-        parsed = datetime.datetime.strptime(head, "%Y-%m-%dT%H:%M:%S")
-    except ValueError:
-        return text
-    rest = text[19:]
-    # drop fractional seconds, keep the offset
-    if rest.startswith("."):
-        rest = rest.lstrip(".0123456789")
-    if rest in ("", "Z", "z"):
-        offset = datetime.timedelta(0)
-    else:
-        try:
-            sign = -1 if rest[0] == "-" else 1
-            hours, minutes = rest[1:].split(":") if ":" in rest else (rest[1:3], rest[3:5] or "0")
-            offset = sign * datetime.timedelta(hours=int(hours), minutes=int(minutes))
-        except (ValueError, IndexError):
-            return text
-    return (parsed - offset).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def empty_state():
@@ -219,7 +185,7 @@ def plan(state, action, pending_is_current, value=None, key_id=None, phase=None,
     ``pending_is_current``: the store writes the new value straight into the current slot
     (KV v2); otherwise the new value waits beside the current one until promoted (AWS).
     """
-    now = now or utcnow()
+    now = now or now_iso()
     before = state
     after = copy.deepcopy(public_state(state))
     after["metadata"] = dict(after.get("metadata") or {})

@@ -49,8 +49,8 @@ from ansible_collections.credops.rotation.plugins.module_utils._stores._base imp
     IN_FLIGHT,
     Store,
     empty_state,
-    iso_utc,
 )
+from ansible_collections.credops.rotation.plugins.module_utils._time import normalize_time
 
 # imported on first use: a module run that uses another store kind does not pay for them
 boto3 = LazyModule("boto3")
@@ -336,9 +336,9 @@ class AwsSecretsManagerStore(Store):
                                  if k not in SYSTEM_TAGS and k not in DATA_FIELDS)
         state["data"] = dict((k, v) for k, v in tags.items() if k in DATA_FIELDS)
         current_vid = labels.get(CURRENT)
-        state["created_time"] = iso_utc(created.get(current_vid)) if current_vid else None
-        state["last_rotated"] = (iso_utc(tags.get("last_rotated")) or iso_utc(desc.get("LastRotatedDate"))
-                                 or state["created_time"] or iso_utc(desc.get("LastChangedDate")))
+        state["created_time"] = normalize_time(created.get(current_vid)) if current_vid else None
+        state["last_rotated"] = (normalize_time(tags.get("last_rotated")) or normalize_time(desc.get("LastRotatedDate"))
+                                 or state["created_time"] or normalize_time(desc.get("LastChangedDate")))
         state["version"] = current_vid
         raw["rotation_version"] = rotation_version
         state["_raw"] = raw

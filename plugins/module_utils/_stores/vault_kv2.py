@@ -34,8 +34,8 @@ from ansible_collections.credops.rotation.plugins.module_utils._stores._base imp
     Store,
     empty_state,
     fit_utf8,
-    iso_utc,
 )
+from ansible_collections.credops.rotation.plugins.module_utils._time import normalize_time
 
 # imported on first use: a module run that uses another store kind does not pay for them
 hvac = LazyModule("hvac")
@@ -183,7 +183,7 @@ class VaultKV2Store(Store):
         version = int(md.get("current_version") or 0)
         custom = dict(md.get("custom_metadata") or {})
         vinfo = (md.get("versions") or {}).get(str(version)) or {}
-        created = iso_utc(vinfo.get("created_time"))
+        created = normalize_time(vinfo.get("created_time"))
         data = None
         if version and not vinfo.get("deletion_time") and not vinfo.get("destroyed"):
             resp = self._call("reading the secret", kv.read_secret_version, path=self.path,
@@ -219,7 +219,7 @@ class VaultKV2Store(Store):
             created_time=created_time,
             # every write makes a KV version, so the version's created_time is only the time
             # of the last write; rotated_at is when the value in <field> was written
-            last_rotated=(iso_utc(metadata.get("last_rotated")) or iso_utc(data.get("rotated_at"))
+            last_rotated=(normalize_time(metadata.get("last_rotated")) or normalize_time(data.get("rotated_at"))
                           or created_time),
             version=raw.get("version") or None,
         )
