@@ -14,7 +14,12 @@ __metaclass__ = type
 
 
 class RotationError(Exception):
-    """An error a person can act on: which credential, which step, what to do."""
+    """An error a person can act on: which credential, which step, what to do.
+
+    ``changed`` is set to True on an error raised after something already changed (the task's
+    failure says so)."""
+
+    changed = False
 
     def __init__(self, message, credential=None, step=None, fix=None):
         self.message = message

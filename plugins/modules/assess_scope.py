@@ -86,13 +86,12 @@ store_reads:
 
 import traceback
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.credops.rotation.plugins.module_utils import _scope
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import (
     ISSUER_ARGSPEC, issuer_from_params)
+from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule
 
 
 def main():
@@ -101,8 +100,7 @@ def main():
                 known_sources=dict(type="list", elements="str", default=[]),
                 store_audit_log=dict(type="path"), store_mount=dict(type="str"),
                 store_path=dict(type="str"))
-    spec.update(HTTP_ARGSPEC)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = RotationModule(spec, HTTP_ARGSPEC)
     p = module.params
     warnings = []
     uses = []

@@ -180,21 +180,17 @@ msg:
 """
 
 import json
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import fingerprint
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import (
     ISSUER_ARGSPEC, issuer_from_params)
+from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule, merge_options
 
 
 def argument_spec():
-    spec = dict(credential=dict(type="str", required=True), issuer=ISSUER_ARGSPEC)
-    spec.update(HTTP_ARGSPEC)
-    return spec
+    return merge_options(dict(credential=dict(type="str", required=True), issuer=ISSUER_ARGSPEC), HTTP_ARGSPEC)
 
 
 def issue(issuer, credential, check_mode):
@@ -221,21 +217,22 @@ def issue(issuer, credential, check_mode):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = RotationModule(argument_spec())
     credential = module.params["credential"]
-    issuer = None
-    try:
+
+    def work():
         issuer = issuer_from_params(module.params)
-        changed, result = issue(issuer, credential, module.check_mode)
-    except RotationError as exc:
-        for warning in getattr(issuer, "warnings", ()):
+        try:
+            outcome = issue(issuer, credential, module.check_mode)
+        except RotationError:
+            for warning in issuer.warnings:
+                module.warn(warning)
+            raise
+        for warning in issuer.warnings:
             module.warn(warning)
-        module.fail_json(msg=str(exc), step=exc.step)
-    except Exception as exc:  # a bug or an unforeseen library error: still no secret in the message
-        module.fail_json(msg="credential '%s', step issue: unexpected %s: %s" % (
-            credential, type(exc).__name__, scrub(exc, ())), exception=traceback.format_exc())
-    for warning in issuer.warnings:
-        module.warn(warning)
+        return outcome
+
+    changed, result = module.run(work, credential=credential, where="step issue")
     module.exit_json(changed=changed, **result)
 
 

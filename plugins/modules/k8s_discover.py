@@ -69,9 +69,8 @@ namespaces_scanned:
 
 import json
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._consumers.kubernetes import (
     HAS_KUBERNETES,
     KUBERNETES_CONNECTION_ARGSPEC,
@@ -79,6 +78,7 @@ from ansible_collections.credops.rotation.plugins.module_utils._consumers.kubern
     api_client_from_options,
     to_rotation_error,
 )
+from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule
 
 
 def _get(obj, *keys):
@@ -132,9 +132,7 @@ def discover(api_client, namespaces):
 
 
 def main():
-    spec = dict(namespaces=dict(type="dict", required=True))
-    spec.update(KUBERNETES_CONNECTION_ARGSPEC)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = RotationModule(dict(namespaces=dict(type="dict", required=True)), KUBERNETES_CONNECTION_ARGSPEC)
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     namespaces = {}
@@ -142,11 +140,7 @@ def main():
         if isinstance(secrets, str):
             secrets = [secrets]
         namespaces[str(namespace)] = [str(s) for s in secrets or []]
-    try:
-        api = api_client_from_options(module.params)
-        references = discover(api, namespaces)
-    except RotationError as exc:
-        module.fail_json(msg=str(exc), step=exc.step)
+    references = module.run(lambda: discover(api_client_from_options(module.params), namespaces))
     module.exit_json(changed=False, references=references, namespaces_scanned=sorted(namespaces))
 
 

@@ -205,9 +205,8 @@ step:
   sample: deploy
 '''
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._consumers.kubernetes import (
     HAS_KUBERNETES,
     KUBERNETES_CONNECTION_ARGSPEC,
@@ -217,10 +216,11 @@ from ansible_collections.credops.rotation.plugins.module_utils._consumers.kubern
     api_client_from_options,
     apply,
 )
+from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule, merge_options
 
 
 def argument_spec():
-    spec = dict(
+    return merge_options(dict(
         credential=dict(type="str", required=True),
         namespace=dict(type="str", required=True),
         secret=dict(type="str", no_log=False),
@@ -232,9 +232,7 @@ def argument_spec():
         force_restart=dict(type="bool", default=False),
         wait=dict(type="bool", default=True),
         wait_timeout=dict(type="int", default=120),
-    )
-    spec.update(KUBERNETES_CONNECTION_ARGSPEC)
-    return spec
+    ), KUBERNETES_CONNECTION_ARGSPEC)
 
 
 def diff_of(params, result):
@@ -250,26 +248,23 @@ def diff_of(params, result):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        required_one_of=[("secret", "external_secret")],
-        supports_check_mode=True,
-    )
+    module = RotationModule(argument_spec(), required_one_of=[("secret", "external_secret")])
     if not HAS_KUBERNETES:
         module.fail_json(msg=missing_required_lib("kubernetes"), exception=KUBERNETES_IMPORT_ERROR)
     p = module.params
     if p["wait_timeout"] < 0:
         module.fail_json(msg="credential '%s': wait_timeout must be >= 0" % p["credential"])
     result = {}
-    try:
+
+    def work():
         api = api_client_from_options(p, credential=p["credential"])
         consumer = KubernetesConsumer(api, p["credential"], p["namespace"], check_mode=module.check_mode)
         apply(consumer, p["secret"], p["key"], p["value"], external_secret=p["external_secret"],
               deployments=p["deployments"], restart=p["restart"], force_restart=p["force_restart"],
               wait=p["wait"], wait_timeout=p["wait_timeout"], result=result)
-    except RotationError as exc:
-        # what already happened is reported too (changed: the Secret may hold the new value)
-        module.fail_json(msg=scrub(str(exc), [p["value"], p["api_key"]]), step=exc.step, **result)
+
+    # what already happened is reported too (changed: the Secret may hold the new value)
+    module.run(work, fields=result)
     if module._diff:
         result["diff"] = diff_of(p, result)
     module.exit_json(**result)

@@ -235,15 +235,13 @@ msg:
 """
 
 import time
-import traceback
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import (
     ISSUER_ARGSPEC, issuer_from_params)
+from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule, merge_options
 from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import public_view
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import get_store, store_option_spec
@@ -251,7 +249,7 @@ from ansible_collections.credops.rotation.plugins.module_utils._time import pars
 
 
 def argument_spec():
-    spec = dict(
+    return merge_options(dict(
         credential=dict(type="str", required=True),
         issuer=ISSUER_ARGSPEC,
         key_id=dict(type="str", no_log=False),
@@ -264,9 +262,7 @@ def argument_spec():
         force=dict(type="bool", default=False),
         store=dict(store_option_spec(), required=False),
         incident=dict(type="str"),
-    )
-    spec.update(HTTP_ARGSPEC)
-    return spec
+    ), HTTP_ARGSPEC)
 
 
 def from_store(store, params):
@@ -419,16 +415,17 @@ def prove_dead(issuer, credential, key_id, secret, timeout, warn):
 
 
 def main():
-    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
+    module = RotationModule(argument_spec())
     credential = module.params["credential"]
     stored = {}
-    try:
+
+    def work():
         issuer = issuer_from_params(module.params)
         if module.params["store"]:
             view, handled, values = from_store(get_store(module.params["store"], credential), module.params)
             # values read here were not among the task's arguments: mask them like no_log options
             module.no_log_values.update(values)
-            stored = dict(store_state=view, already_handled=handled)
+            stored.update(store_state=view, already_handled=handled)
             if handled:
                 result = nothing_revoked(issuer, view["key_id"], module.params["force"])
                 result["msg"] = ("credential '%s': incident %s was already handled; key %s in the store is its "
@@ -438,13 +435,9 @@ def main():
                 module.params["prove_dead"] = False
                 module.warn("credential '%s': the store has no value for key %s, so it cannot be proven dead."
                             % (credential, module.params["key_id"]))
-        changed, result = revoke(issuer, module.params, module.check_mode, module.warn)
-    except RotationError as exc:
-        module.fail_json(msg=str(exc), step=exc.step, changed=getattr(exc, "changed", False))
-    except Exception as exc:  # a bug or an unforeseen library error: still no secret in the message
-        module.fail_json(msg="credential '%s', step revoke: unexpected %s: %s" % (
-            credential, type(exc).__name__, scrub(exc, [module.params.get("secret")] + sorted(module.no_log_values))),
-            exception=traceback.format_exc())
+        return revoke(issuer, module.params, module.check_mode, module.warn)
+
+    changed, result = module.run(work, credential=credential, where="step revoke")
     result.update(stored)
     module.exit_json(changed=changed, **result)
 

@@ -319,11 +319,9 @@ msg:
   sample: "credential 'payment-gateway-api': vault_kv2 secret/api-credentials/payment-gateway-api: phase deployed -> verified"
 """
 
-import traceback
+from ansible.module_utils.basic import missing_required_lib
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-
-from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import public_view
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import (
     get_store,
@@ -408,9 +406,8 @@ def describe_change(credential, store, state, changed, before, after, check_mode
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
+    module = RotationModule(
+        argument_spec(),
         required_if=[("state", "pending", ("value",)), ("state", "phase", ("phase",))],
     )
     params = module.params
@@ -425,15 +422,13 @@ def main():
     lib = missing_library(params["store"]["kind"])
     if lib:
         module.fail_json(msg=missing_required_lib(lib[0]), exception=lib[1])
-    try:
+
+    def work():
         store = get_store(params["store"], credential)
-        changed, before, after = run_step(store, params, module.check_mode)
-    except RotationError as exc:
-        module.fail_json(msg=str(exc), step=exc.step, credential=credential)
-    except Exception as exc:  # a bug or an unforeseen library error: still no value in the message
-        module.fail_json(msg="credential '%s', step store: unexpected %s: %s"
-                             % (credential, type(exc).__name__, scrub(exc, [params.get("value")])),
-                         exception=traceback.format_exc(), step="store", credential=credential)
+        return (store,) + run_step(store, params, module.check_mode)
+
+    store, changed, before, after = module.run(work, credential=credential, where="step store",
+                                               fields=dict(credential=credential, step="store"))
     result = public_view(after)
     result["msg"] = describe_change(credential, store, state, changed, before, after, module.check_mode)
     if state == "read" and params["return_values"]:

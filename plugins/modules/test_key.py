@@ -72,14 +72,10 @@ accepted:
   type: bool
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import (
     ISSUER_ARGSPEC, issuer_from_params)
+from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule
 
 
 def main():
@@ -88,18 +84,15 @@ def main():
                 key_id=dict(type="str"),
                 expect=dict(type="str", default="accepted", choices=["accepted", "rejected"]),
                 require_test=dict(type="bool", default=False))
-    spec.update(HTTP_ARGSPEC)
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    module = RotationModule(spec, HTTP_ARGSPEC)
     p = module.params
     credential = p["credential"]
-    try:
+
+    def work():
         issuer = issuer_from_params(p)
-        accepted = issuer.test(p["secret"], key_id=p["key_id"])
-    except RotationError as exc:
-        module.fail_json(msg=str(exc), step=exc.step)
-    except Exception as exc:  # no secret in the message, whatever the library said
-        module.fail_json(msg="credential '%s', step verify: unexpected %s: %s" % (
-            credential, type(exc).__name__, scrub(exc, [p["secret"]])), exception=scrub(traceback.format_exc(), [p["secret"]]))
+        return issuer, issuer.test(p["secret"], key_id=p["key_id"])
+
+    issuer, accepted = module.run(work, credential=credential, where="step verify")
     if accepted is None:
         if p["require_test"]:
             module.fail_json(msg="credential '%s', step verify: the %s issuer cannot test a value. Fix: drop "

@@ -274,20 +274,21 @@ certificate:
 import json as _json
 import time
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import missing_required_lib
 from ansible.module_utils.six.moves.urllib.parse import urlparse
 
 from ansible_collections.credops.rotation.plugins.module_utils import _verify
 from ansible_collections.credops.rotation.plugins.module_utils._errors import scrub
 from ansible_collections.credops.rotation.plugins.module_utils._http import (
     HTTP_ARGSPEC, RETRY_STATUSES, request)
+from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule, merge_options
 
 MAX_DEADLINE = 86400
 MIN_INTERVAL = 0.1
 
 
 def argument_spec():
-    spec = dict(
+    return merge_options(dict(
         url=dict(type="str", required=True),
         method=dict(type="str", default="GET"),
         headers=dict(type="dict", no_log=True),
@@ -306,9 +307,7 @@ def argument_spec():
         expect_serial=dict(type="str"),
         expect_fingerprint=dict(type="str"),
         min_valid_days=dict(type="float"),
-    )
-    spec.update(HTTP_ARGSPEC)
-    return spec
+    ), HTTP_ARGSPEC)
 
 
 def secret_values(params, headers):
@@ -374,10 +373,7 @@ def _describe(exc):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
-    )
+    module = RotationModule(argument_spec())
     p = module.params
     # not mutually_exclusive=: an explicit expect_rejected=false with a status is fine
     if p["status"] and p["expect_rejected"]:

@@ -227,9 +227,8 @@ receivers_accept:
 
 import hashlib
 
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.credops.rotation.plugins.module_utils import _webhook
+from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule
 
 
 def secret_id(secret):
@@ -278,8 +277,8 @@ ACTIONS = {"generate": do_generate, "sign": do_sign, "verify": do_verify, "phase
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
+    module = RotationModule(
+        dict(
             action=dict(type="str", required=True, choices=list(ACTIONS)),
             length=dict(type="int", default=_webhook.DEFAULT_LENGTH),
             prefix=dict(type="str", default=_webhook.DEFAULT_PREFIX),
@@ -303,7 +302,6 @@ def main():
             ("action", "verify", ("header", "signature"), True),
             ("action", "phase", ("current_phase",)),
         ],
-        supports_check_mode=True,
     )
     p = module.params
     if p["action"] == "generate" and not module.no_log:

@@ -380,20 +380,17 @@ msg:
   type: str
 """
 
-import traceback
-
-from ansible.module_utils.basic import AnsibleModule
-
 from ansible_collections.credops.rotation.plugins.module_utils import _sender
-from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
+from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule, merge_options
 from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 
 ACTIONS = ("validate", "switch", "test", "deliver", "deliveries")
 
 
 def argument_spec():
-    spec = dict(
+    return merge_options(dict(
         action=dict(type="str", required=True, choices=list(ACTIONS)),
         credential=dict(type="str", required=True, no_log=False),
         sender=dict(type="dict", options=_sender.SENDER_ARGSPEC),
@@ -411,9 +408,7 @@ def argument_spec():
         since=dict(type="list", elements="dict"),
         require=dict(type="str", choices=["current", "new", "old"]),
         forbid=dict(type="list", elements="str", default=[]),
-    )
-    spec.update(HTTP_ARGSPEC)
-    return spec
+    ), HTTP_ARGSPEC)
 
 
 def do_validate(module, p):
@@ -512,9 +507,8 @@ HANDLERS = {"validate": do_validate, "switch": do_switch, "test": do_test, "deli
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=argument_spec(),
-        supports_check_mode=True,
+    module = RotationModule(
+        argument_spec(),
         required_if=[
             ("action", "validate", ("sender",)),
             ("action", "switch", ("sender", "secret")),
@@ -528,15 +522,8 @@ def main():
         module.fail_json(msg="deadline must be between 0 and 3600 seconds")
     if p["interval"] < 0.1:
         module.fail_json(msg="interval must be at least 0.1 seconds")
-    secrets = [p.get("secret")] + list(p.get("hide") or [])
-    try:
-        changed, result = HANDLERS[p["action"]](module, p)
-    except RotationError as exc:
-        module.fail_json(msg=scrub(str(exc), secrets), step=exc.step, credential=p["credential"])
-    except Exception as exc:  # a bug or an unforeseen library error: still no secret in the message
-        module.fail_json(msg="credential '%s', action %s: unexpected %s: %s"
-                             % (p["credential"], p["action"], type(exc).__name__, scrub(exc, secrets)),
-                         exception=scrub(traceback.format_exc(), secrets), credential=p["credential"])
+    changed, result = module.run(lambda: HANDLERS[p["action"]](module, p), credential=p["credential"],
+                                 where="action %s" % p["action"], fields=dict(credential=p["credential"]))
     module.exit_json(changed=changed, **result)
 
 

@@ -147,7 +147,7 @@ class InProcessModuleAction(NormalAction):
     def _run_in_process(self, task_vars):
         hooks = _hooks()
         basic, internal, warnings = hooks["basic"], hooks["internal"], hooks["warnings"]
-        module_name = self._task.resolved_action or self._task.action
+        module_name = self._module_fqcn()
         args = copy.deepcopy(dict(self._task.args))
         self._update_module_args(module_name, args, task_vars)
         # what a module process would read from its payload
@@ -184,6 +184,15 @@ class InProcessModuleAction(NormalAction):
             return dict(failed=True, rc=rc, msg="%s returned no result in the controller's worker." % module_name)
         returned = dict(rc=rc, stdout=recorded[-1], stderr="", stdout_lines=recorded[-1].splitlines(), stderr_lines=[])
         return _result_dict(self._parse_returned_data(returned, self.PROFILE))
+
+    def _module_fqcn(self):
+        """The module this task runs: one action plugin serves every module of the collection
+        (meta/runtime.yml routes each module's ``action_plugin`` to it), so the module is the
+        task's action as the module loader resolves it (``resolved_action`` can name this action
+        plugin instead: ansible-core 2.17 sets it so when it parses the task)."""
+        context = self._shared_loader_obj.module_loader.find_plugin_with_context(
+            self._task.action, collection_list=self._task.collections)
+        return context.resolved_fqcn if context.resolved else (self._task.resolved_action or self._task.action)
 
     @staticmethod
     def _module_import_name(module_name):

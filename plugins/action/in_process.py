@@ -1,6 +1,7 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Action plugin: the assess_scope module, run in the controller's worker when the task runs there."""
+"""Action plugin of this collection's modules: the module runs in the controller's worker when
+the task runs there (plugins/plugin_utils/in_process.py), as a module process anywhere else."""
 
 from __future__ import absolute_import, division, print_function
 
