@@ -4,7 +4,7 @@ import types
 
 import pytest
 
-from ansible_collections.credops.rotation.plugins.module_utils._clients import aws, vault
+from ansible_collections.credops.rotation.plugins.module_utils._clients import aws, http_api, vault
 from ansible_collections.credops.rotation.plugins.module_utils._clients._common import env_default, verify_setting
 
 
@@ -101,3 +101,61 @@ def test_aws_client_options(options, region, endpoint, verify, timeout):
     config = client["config"]
     assert (config.connect_timeout, config.read_timeout) == (timeout, timeout)
     assert config.retries == {"mode": "standard", "max_attempts": 4}
+
+
+# --- http_api: the described-HTTP-API client of the rest issuer and the webhook sender ---------
+
+@pytest.mark.parametrize("status, method, kind", [
+    (401, "GET", "auth"), (403, "POST", "auth"), (404, "DELETE", "not_found"),
+    (500, "POST", "maybe_acted"), (502, "PATCH", "maybe_acted"), (503, "POST", "busy"), (429, "POST", "busy"),
+    (500, "GET", "busy"), (504, "DELETE", "busy"), (400, "POST", "rejected"), (409, "PUT", "rejected"),
+    (302, "GET", "unexpected"), (200, "GET", "unexpected"),
+])
+def test_status_kind(status, method, kind):
+    assert http_api.status_kind(status, method) == kind
+
+
+@pytest.mark.parametrize("status, expect, ok", [
+    (200, None, True), (204, None, True), (302, None, False), (404, None, False),
+    (404, [404], True), (200, [201], False),
+])
+def test_status_ok(status, expect, ok):
+    assert http_api.status_ok(status, expect) is ok
+
+
+@pytest.mark.parametrize("kind, auth, headers, secrets", [
+    ("bearer", {"token": "tok"}, {"Authorization": "Bearer tok"}, ["tok"]),
+    ("basic", {"username": "u", "password": "p"}, {"Authorization": "Basic dTpw"}, ["p", "dTpw"]),
+    ("header", {"name": "X-Admin-Key", "value": "v"}, {"X-Admin-Key": "v"}, ["v"]),
+    ("none", {}, {}, []),
+])
+def test_auth_headers(kind, auth, headers, secrets):
+    assert http_api.auth_headers(kind, auth) == (headers, secrets)
+
+
+@pytest.mark.parametrize("template, path", [("/v1/keys/{id}", "/v1/keys/a%2Fb"), ("v1/keys/{id}", "/v1/keys/a%2Fb")])
+def test_http_api_path(template, path):
+    assert http_api.HttpApi.path(template, {"id": "a/b"}) == path
+
+
+@pytest.mark.parametrize("admin, extra, sent", [
+    (True, None, {"X-Trace": "1", "Authorization": "Bearer tok"}),
+    (False, {"Authorization": "Bearer key"}, {"X-Trace": "1", "Authorization": "Bearer key"}),
+    (True, {"X-Trace": "2"}, {"X-Trace": "2", "Authorization": "Bearer tok"}),
+])
+def test_http_api_call_headers(monkeypatch, admin, extra, sent):
+    seen = []
+
+    def fake_request(method, url, **kwargs):
+        seen.append((method, url, kwargs))
+        return "resp"
+
+    monkeypatch.setattr(http_api, "request", fake_request)
+    api = http_api.HttpApi("http://127.0.0.1:9/api/", auth={"Authorization": "Bearer tok"}, headers={"X-Trace": "1"},
+                           timeout=3, retries=0, validate_certs=False, ca_path="/ca.pem")
+    assert api.call("POST", "/v1/keys", headers=extra, admin=admin, body={"a": 1}) == "resp"
+    method, url, kwargs = seen[0]
+    assert (method, url) == ("POST", "http://127.0.0.1:9/api/v1/keys")
+    assert kwargs["headers"] == sent
+    assert (kwargs["json_body"], kwargs["timeout"], kwargs["retries"], kwargs["validate_certs"], kwargs["ca_path"]) == (
+        {"a": 1}, 3, 0, False, "/ca.pem")

@@ -22,13 +22,13 @@ from ansible_collections.credops.rotation.plugins.module_utils._errors import Ro
 from ansible_collections.credops.rotation.plugins.module_utils._issuers import registry
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import (
     fingerprint, parse_iso, utc_iso)
+from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api import render_path
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.aws_iam import AwsIamIssuer
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.generated import (
     ALPHABETS, GeneratedIssuer)
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.postgres import (
     PASSWORD_ALPHABET, PostgresIssuer)
-from ansible_collections.credops.rotation.plugins.module_utils._issuers.rest import (
-    RestIssuer, describe_shape, render_path)
+from ansible_collections.credops.rotation.plugins.module_utils._issuers.rest import RestIssuer, describe_shape
 from ansible_collections.credops.rotation.plugins.modules import issue_key, revoke_key
 
 SECRET = "sk_live_UNIT-TEST-SECRET-0123456789"
