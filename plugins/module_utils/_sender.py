@@ -36,7 +36,8 @@ from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.credops.rotation.plugins.module_utils import _verify, _webhook
 from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api import (
-    AUTH_FIELDS, HAS_JMESPATH, PLACEHOLDER_RE, HttpApi, jmespath, status_kind, status_message, status_ok)
+    AUTH_FIELDS, HAS_JMESPATH, PLACEHOLDER_RE, HttpApi, jmespath_search, status_kind, status_message,
+    status_ok)
 from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api import auth_headers as _auth_headers
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._http import connection_errors, request
@@ -401,13 +402,13 @@ def read_deliveries(url, list_path="deliveries", matched_path="matched", credent
         raise _error("the delivery log of %s at %s answered HTTP %d." % (who, url, resp.status),
                      credential, "verify", fix="check the consumer's deliveries.url.")
     data = resp.json()
-    items = jmespath.search(list_path, data) if data is not None else None
+    items = jmespath_search(list_path, data) if data is not None else None
     if not isinstance(items, list):
         raise _error("the delivery log of %s at %s has no list at %r." % (who, url, list_path),
                      credential, "verify", fix="check the consumer's deliveries.list_path.")
     labels = []
     for item in items:
-        label = jmespath.search(matched_path, item) if isinstance(item, dict) else None
+        label = jmespath_search(matched_path, item) if isinstance(item, dict) else None
         labels.append(label if label in MATCH_LABELS else "unknown")
     return labels
 

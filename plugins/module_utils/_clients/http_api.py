@@ -62,6 +62,22 @@ def auth_headers(kind, auth):
     return {}, []
 
 
+def compile_jmespath(expression):
+    """``expression`` compiled (None stays None), so a malformed one fails before any call.
+    Raises ValueError with the parser's reason on one line."""
+    if expression is None:
+        return None
+    try:
+        return jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise ValueError(" ".join(str(exc).split()))
+
+
+def jmespath_search(expression, data):
+    """What the JMESPath ``expression`` (a string) selects in ``data``, None when nothing."""
+    return jmespath.search(expression, data)
+
+
 def status_ok(status, expect):
     """Whether ``status`` means success: one of ``expect`` when given, else any 2xx."""
     return status in expect if expect else 200 <= status < 300

@@ -19,7 +19,7 @@ import time
 from ansible.module_utils.basic import missing_required_lib
 
 from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api import (
-    AUTH_FIELDS, HAS_JMESPATH, PLACEHOLDER_RE, HttpApi, JMESPathError, auth_headers, jmespath, status_kind,
+    AUTH_FIELDS, HAS_JMESPATH, PLACEHOLDER_RE, HttpApi, auth_headers, compile_jmespath, status_kind,
     status_message, status_ok)
 from ansible_collections.credops.rotation.plugins.module_utils._http import NotResent, connection_errors
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, utc_iso
@@ -149,13 +149,11 @@ class RestIssuer(Issuer):
                     step="preflight", fix="correct issuer.%s.path." % name)
 
     def _compile(self, expression, field):
-        if expression is None:
-            return None
         try:
-            return jmespath.compile(expression)
-        except JMESPathError as exc:
+            return compile_jmespath(expression)
+        except ValueError as exc:
             raise self.error("issuer.%s is not a valid JMESPath expression: %s" % (
-                field, " ".join(str(exc).split())), step="preflight",
+                field, exc), step="preflight",
                 fix="correct issuer.%s (see https://jmespath.org/specification.html)." % field)
 
     # --- HTTP ----------------------------------------------------------------------------
