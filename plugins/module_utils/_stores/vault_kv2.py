@@ -109,7 +109,7 @@ class VaultKV2Store(Store):
                 raise self.error("no token to authenticate with",
                                  fix="set store.token or the VAULT_TOKEN environment variable, "
                                      "or use auth_method=approle.")
-        elif not cfg.get("role_id") or not cfg.get("approle_secret_id"):
+        elif method == "approle" and (not cfg.get("role_id") or not cfg.get("approle_secret_id")):
             raise self.error("auth_method approle needs role_id and approle_secret_id",
                              fix="set store.role_id and store.approle_secret_id (or "
                                  "VAULT_ROLE_ID / VAULT_SECRET_ID).")
