@@ -352,7 +352,7 @@ options:
         type: str
       namespace:
         description:
-          - Kind C(vault_pki). Vault namespace (default C(VAULT_NAMESPACE)).
+          - Kind C(vault_pki). Vault namespace (default C(VAULT_NAMESPACE), else C(BAO_NAMESPACE)).
         type: str
       mount:
         description:

@@ -17,7 +17,8 @@ check the signatures. The dual-accept handshake of ``webhook_rotate.yml`` talks 
   delivery: ``current``, ``new``, ``old`` or ``none``), to prove that the sender's deliveries
   are signed with the new secret before the old one is dropped.
 
-Every HTTP call goes through ``_http.request`` (retries, backoff, Retry-After). Response
+The sender's API is a described HTTP API, driven through ``_clients/http_api.HttpApi`` as the
+rest issuer's is; every HTTP call goes through ``_http.request`` (retries, backoff, Retry-After). Response
 bodies never reach a message; the secret, the admin credentials and the signature header
 are scrubbed from every error.
 """
@@ -26,7 +27,6 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
 import json
 import re
 import secrets as _secrets
@@ -35,9 +35,12 @@ import time
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
 from ansible_collections.credops.rotation.plugins.module_utils import _verify, _webhook
+from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api import (
+    AUTH_FIELDS, HAS_JMESPATH, PLACEHOLDER_RE, HttpApi, jmespath_search, status_kind, status_message,
+    status_ok)
+from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api import auth_headers as _auth_headers
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._http import connection_errors, request
-from ansible_collections.credops.rotation.plugins.module_utils._issuers.rest import render_path
 from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 
 DEFAULT_SIGNATURE_HEADER = "X-Webhook-Signature"
@@ -89,8 +92,6 @@ SENDER_ARGSPEC = dict(
     timeout=dict(type="float", default=10),
     retries=dict(type="int", default=3),
 )
-
-_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def _error(message, credential=None, step=None, fix=None, secrets=()):
@@ -167,7 +168,7 @@ def validate_sender_config(config, credential=None):
         problems.append("sender.switch must carry the new secret: put \"{secret}\" in its body or form")
     for name in ("switch", "test"):
         part = params.get(name) or {}
-        for found in _PLACEHOLDER_RE.findall(part.get("path") or ""):
+        for found in PLACEHOLDER_RE.findall(part.get("path") or ""):
             if found != "id":
                 problems.append("sender.%s.path uses {%s}; only {id} is known there" % (name, found))
     sig = dict(SIGNATURE_DEFAULTS)
@@ -190,24 +191,14 @@ def auth_headers(auth):
     """(headers, secret values) for the sender's admin credentials."""
     auth = auth or {}
     kind = auth.get("type") or "bearer"
-    if kind == "bearer":
-        if not auth.get("token"):
-            raise ValueError("sender.auth.token is missing (auth type bearer)")
-        return {"Authorization": "Bearer " + auth["token"]}, [auth["token"]]
-    if kind == "basic":
-        if not auth.get("username") or not auth.get("password"):
-            raise ValueError("sender.auth.username and sender.auth.password are needed (auth type basic)")
-        raw = base64.b64encode(("%s:%s" % (auth["username"], auth["password"])).encode("utf-8")).decode("ascii")
-        return {"Authorization": "Basic " + raw}, [auth["password"], raw]
-    if kind == "header":
-        if not auth.get("name") or not auth.get("value"):
-            raise ValueError("sender.auth.name and sender.auth.value are needed (auth type header)")
-        return {auth["name"]: auth["value"]}, [auth["value"]]
-    raise ValueError("unknown sender.auth.type %r" % (kind,))
-
-
-def _ok(status, expect):
-    return status in expect if expect else 200 <= status < 300
+    if kind not in AUTH_FIELDS or kind == "none":
+        raise ValueError("unknown sender.auth.type %r" % (kind,))
+    fields = AUTH_FIELDS[kind]
+    if not all(auth.get(field) for field in fields):
+        raise ValueError("%s %s (auth type %s)" % (
+            " and ".join("sender.auth." + field for field in fields),
+            "is missing" if len(fields) == 1 else "are needed", kind))
+    return _auth_headers(kind, auth)
 
 
 class Sender(object):
@@ -220,28 +211,24 @@ class Sender(object):
         self.ids = self.config["webhook_ids"]
         self.sleep = sleep
         try:
-            self._auth, self._secrets = auth_headers(self.config["auth"])
+            auth, self._secrets = auth_headers(self.config["auth"])
         except ValueError as exc:
             raise _error(str(exc), credential, "preflight",
                          fix="set the sender's admin credentials, from the environment or Ansible "
                              "Vault rather than in clear.")
+        self.api = HttpApi(self.base_url, auth=auth, headers=self.config.get("headers"),
+                           timeout=self.config["timeout"], retries=self.config["retries"],
+                           validate_certs=self.config["validate_certs"], ca_path=self.config.get("ca_path"))
 
     def error(self, message, step, fix=None, secrets=()):
         return _error(message, self.credential, step, fix, list(self._secrets) + list(secrets))
 
     def _call(self, step, name, webhook_id, body=None, form=None, secrets=()):
         spec = self.config.get(name) or {}
-        path = render_path(spec["path"], {"id": webhook_id})
-        if not path.startswith("/"):
-            path = "/" + path
+        path = self.api.path(spec["path"], {"id": webhook_id})
         method = spec["method"].upper()
-        headers = dict(self.config.get("headers") or {})
-        headers.update(self._auth)
         try:
-            resp = request(method, self.base_url + path, headers=headers, json_body=body, form=form,
-                           timeout=self.config["timeout"], retries=self.config["retries"],
-                           validate_certs=self.config["validate_certs"], ca_path=self.config.get("ca_path"),
-                           sleep=self.sleep)
+            resp = self.api.call(method, path, body=body, form=form, sleep=self.sleep)
         except connection_errors() as exc:
             raise self.error(
                 "%s %s: could not reach the webhook sender at %s (%s), after %d retries."
@@ -251,17 +238,18 @@ class Sender(object):
                     "controller, and the TLS options (validate_certs, ca_path).")
         return method, path, resp
 
-    def _status_fix(self, name, status):
-        if status in REJECTED:
-            return "check sender.auth: the sender refused the admin credential or it lacks permission."
-        if status == 404:
-            return "check sender.base_url, sender.webhook_id and sender.%s.path." % name
-        if status == 429 or status >= 500:
-            return ("the sender is rate-limiting or failing (still HTTP %d after %d retries); try again "
-                    "later." % (status, self.config["retries"]))
-        if 400 <= status < 500:
-            return "the sender rejected the request: check sender.%s (method, path, body)." % name
-        return "if HTTP %d means success for this API, add it to sender.%s.expect_status." % (status, name)
+    def _status_fix(self, name, method, status):
+        kind = status_kind(status, method)
+        if kind == "maybe_acted":   # the sender's switch and test make no key: the busy fix holds
+            kind = "busy"
+        return {
+            "auth": "check sender.auth: the sender refused the admin credential or it lacks permission.",
+            "not_found": "check sender.base_url, sender.webhook_id and sender.%s.path." % name,
+            "busy": ("the sender is rate-limiting or failing (still HTTP %d after %d retries); try again "
+                     "later." % (status, self.config["retries"])),
+            "rejected": "the sender rejected the request: check sender.%s (method, path, body)." % name,
+            "unexpected": "if HTTP %d means success for this API, add it to sender.%s.expect_status." % (status, name),
+        }[kind]
 
     def switch(self, secret, check_mode=False):
         """Set ``secret`` as the signing secret of every webhook id. Returns a list of
@@ -281,10 +269,9 @@ class Sender(object):
             try:
                 method, path, resp = self._call("sender_switch", "switch", webhook_id, body=body, form=form,
                                                 secrets=[secret])
-                if not _ok(resp.status, spec.get("expect_status")):
-                    raise self.error("%s %s answered HTTP %d, expected %s (the response body is not shown)."
-                                     % (method, path, resp.status, spec.get("expect_status") or "2xx"),
-                                     "sender_switch", fix=self._status_fix("switch", resp.status),
+                if not status_ok(resp.status, spec.get("expect_status")):
+                    raise self.error(status_message(method, path, resp.status, spec.get("expect_status") or "2xx"),
+                                     "sender_switch", fix=self._status_fix("switch", method, resp.status),
                                      secrets=[secret])
             except RotationError as exc:
                 if results:
@@ -314,7 +301,7 @@ class Sender(object):
             secrets = list(self._secrets) + list(hide)
             checks = _verify.run_checks(resp.json(), spec.get("json"), compiled, secrets) if compiled else []
             problems = []
-            if not _ok(resp.status, spec.get("expect_status")):
+            if not status_ok(resp.status, spec.get("expect_status")):
                 problems.append("HTTP %d, expected %s" % (resp.status, spec.get("expect_status") or "2xx"))
             problems.extend("%s: expected %s, got %s" % (c["expr"], _verify.show(c["expected"]),
                                                          _verify.show(c["actual"]))
@@ -402,10 +389,9 @@ def read_deliveries(url, list_path="deliveries", matched_path="matched", credent
                     sleep=time.sleep):
     """The labels (``current``/``new``/``old``/``none``) of a receiver's logged deliveries, oldest
     first. Raises RotationError (step verify) when the log cannot be read."""
-    if not _verify.HAS_JMESPATH:
+    if not HAS_JMESPATH:
         raise _error("the jmespath Python library is needed to read a delivery log", credential, "verify",
                      fix="pip install jmespath")
-    import jmespath
     who = "receiver %s" % consumer if consumer else "the receiver"
     try:
         resp = request("GET", url, timeout=timeout, retries=retries, validate_certs=validate_certs,
@@ -418,13 +404,13 @@ def read_deliveries(url, list_path="deliveries", matched_path="matched", credent
         raise _error("the delivery log of %s at %s answered HTTP %d." % (who, url, resp.status),
                      credential, "verify", fix="check the consumer's deliveries.url.")
     data = resp.json()
-    items = jmespath.search(list_path, data) if data is not None else None
+    items = jmespath_search(list_path, data) if data is not None else None
     if not isinstance(items, list):
         raise _error("the delivery log of %s at %s has no list at %r." % (who, url, list_path),
                      credential, "verify", fix="check the consumer's deliveries.list_path.")
     labels = []
     for item in items:
-        label = jmespath.search(matched_path, item) if isinstance(item, dict) else None
+        label = jmespath_search(matched_path, item) if isinstance(item, dict) else None
         labels.append(label if label in MATCH_LABELS else "unknown")
     return labels
 

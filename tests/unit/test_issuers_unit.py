@@ -20,13 +20,13 @@ from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible_collections.credops.rotation.plugins.module_utils import _http
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._issuers import registry
+from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api import render_path
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import fingerprint
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.generated import (
     ALPHABETS, GeneratedIssuer)
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.postgres import (
     PASSWORD_ALPHABET, PostgresIssuer)
-from ansible_collections.credops.rotation.plugins.module_utils._issuers.rest import (
-    RestIssuer, describe_shape, render_path)
+from ansible_collections.credops.rotation.plugins.module_utils._issuers.rest import RestIssuer, describe_shape
 from ansible_collections.credops.rotation.plugins.module_utils._time import format_time as utc_iso
 from ansible_collections.credops.rotation.plugins.module_utils._time import parse_time as parse_iso
 from ansible_collections.credops.rotation.plugins.modules import issue_key, revoke_key

@@ -17,14 +17,15 @@ import time
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
+from ansible_collections.credops.rotation.plugins.module_utils._clients.aws import (
+    aws_client,
+    aws_session,
+    boto3,
+    botocore_exceptions,
+)
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
 from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, parse_time
-
-boto3 = LazyModule("boto3")
-botocore_config = LazyModule("botocore.config")
-botocore_exceptions = LazyModule("botocore.exceptions")
 
 ARGSPEC = dict(
     user_name=dict(type="str"),
@@ -75,36 +76,29 @@ class AwsIamIssuer(Issuer):
         self._iam = None
 
     # --- clients ---------------------------------------------------------------------------
-    def _client_kwargs(self, session):
-        timeout = float(self.config.get("timeout") or 10)
-        retries = self.config.get("retries")
-        verify = self.config.get("ca_path") or (self.config.get("validate_certs") is not False)
-        return dict(region_name=self.config.get("region") or session.region_name or "us-east-1",
-                    endpoint_url=self.config.get("endpoint_url"), verify=verify,
-                    config=botocore_config.Config(connect_timeout=timeout, read_timeout=timeout, retries={
-                        "mode": "standard", "max_attempts": 1 + (3 if retries is None else int(retries))}))
+    def _client_options(self, session):
+        """The client options, named as amazon.aws names them (_clients/aws.py)."""
+        ca_path = self.config.get("ca_path")
+        return dict(region=self.config.get("region") or session.region_name or "us-east-1",
+                    endpoint_url=self.config.get("endpoint_url"),
+                    # a CA bundle given is verified against, even with validate_certs false
+                    aws_ca_bundle=ca_path, validate_certs=True if ca_path else self.config.get("validate_certs"),
+                    timeout=float(self.config.get("timeout") or 10))
 
     def _iam_client(self, step):
         if self._iam is None:
+            retries = self.config.get("retries")
             try:
-                kwargs = {}
-                if self.config.get("profile"):
-                    kwargs["profile_name"] = self.config["profile"]
-                if self.config.get("access_key") or self.config.get("secret_key"):
-                    kwargs.update(aws_access_key_id=self.config.get("access_key"),
-                                  aws_secret_access_key=self.config.get("secret_key"),
-                                  aws_session_token=self.config.get("session_token"))
-                self._session = boto3.session.Session(**kwargs)
-                self._iam = self._session.client("iam", **self._client_kwargs(self._session))
+                self._session = aws_session(self.config)
+                self._iam = aws_client(self._session, "iam", self._client_options(self._session),
+                                       max_attempts=1 + (3 if retries is None else int(retries)))
             except (botocore_exceptions.BotoCoreError, ValueError) as exc:
                 raise self._aws_error(exc, step, "connect to IAM")
         return self._iam
 
     def _sts_as(self, key_id, secret):
-        session = boto3.session.Session(aws_access_key_id=key_id, aws_secret_access_key=secret)
-        kwargs = self._client_kwargs(self._session or session)
-        kwargs["config"] = kwargs["config"].merge(botocore_config.Config(retries={"mode": "standard", "max_attempts": 1}))
-        return session.client("sts", **kwargs)
+        session = aws_session(dict(access_key=key_id, secret_key=secret))
+        return aws_client(session, "sts", self._client_options(self._session or session), max_attempts=1)
 
     def _aws_error(self, exc, step, action, secrets=()):
         secrets = list(self._secrets) + list(secrets)

@@ -2,9 +2,10 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """kind: rest: any HTTP key-management API, described in the inventory, not coded.
 
-Every call goes through ``_http.request`` (retries with backoff on connection errors, 429
-and 5xx, honouring Retry-After). Response bodies are never put into messages: the create
-response holds the new secret. JMESPath expressions are compiled once, when the issuer is
+Every call goes through the described-HTTP-API client ``_clients/http_api.HttpApi`` (shared
+with the webhook sender), which sends through ``_http.request`` (retries with backoff on
+connection errors, 429 and 5xx, honouring Retry-After). Response bodies are never put into
+messages: the create response holds the new secret. JMESPath expressions are compiled once, when the issuer is
 built, so a malformed one fails in preflight.
 """
 
@@ -12,27 +13,17 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import base64
 import re
 import time
-import traceback
 
 from ansible.module_utils.basic import missing_required_lib
-from ansible.module_utils.six.moves.urllib.parse import quote
 
-from ansible_collections.credops.rotation.plugins.module_utils._http import (
-    IDEMPOTENT_METHODS, NOT_PROCESSED_STATUSES, NotResent, connection_errors, request)
+from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api import (
+    AUTH_FIELDS, HAS_JMESPATH, PLACEHOLDER_RE, HttpApi, auth_headers, compile_jmespath, status_kind,
+    status_message, status_ok)
+from ansible_collections.credops.rotation.plugins.module_utils._http import NotResent, connection_errors
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
 from ansible_collections.credops.rotation.plugins.module_utils._time import format_time
-
-try:
-    import jmespath
-    from jmespath.exceptions import JMESPathError
-    HAS_JMESPATH = True
-    JMESPATH_IMPORT_ERROR = None
-except ImportError:
-    HAS_JMESPATH = False
-    JMESPATH_IMPORT_ERROR = traceback.format_exc()
 
 _CALL = dict(method=dict(type="str"), path=dict(type="str"))
 
@@ -79,20 +70,8 @@ ARGSPEC = dict(
 
 # Which {placeholders} each call's path may use.
 _PLACEHOLDERS = {"create": (), "revoke": ("id",), "get": ("id",), "test": (), "usage": ("id", "since")}
-_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 # Key names shown in error messages: short identifiers only (a key could itself be a value).
 _KEY_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,23}$")
-
-
-def render_path(template, values):
-    """Fill {name} placeholders, each value URL-quoted (so an id cannot add path segments
-    or query parameters). Raises KeyError for a placeholder without a value."""
-    def fill(match):
-        value = values[match.group(1)]
-        if value is None:
-            raise KeyError(match.group(1))
-        return quote(str(value), safe="")
-    return _PLACEHOLDER_RE.sub(fill, template)
 
 
 def describe_shape(data):
@@ -126,11 +105,11 @@ class RestIssuer(Issuer):
         if not re.match(r"^https?://", self.base_url):
             raise self.error("issuer.base_url must start with http:// or https://.",
                              step="preflight", fix="set issuer.base_url to the API's root URL.")
-        self.timeout = float(self.config.get("timeout") or 10)
         self.retries = int(self.config.get("retries") if self.config.get("retries") is not None else 3)
-        self.validate_certs = self.config.get("validate_certs") is not False
-        self.ca_path = self.config.get("ca_path")
-        self._auth_headers, self._secrets = self._build_auth(self.config.get("auth") or {})
+        auth, self._secrets = self._build_auth(self.config.get("auth") or {})
+        self.api = HttpApi(self.base_url, auth=auth, timeout=float(self.config.get("timeout") or 10),
+                           retries=self.retries, validate_certs=self.config.get("validate_certs") is not False,
+                           ca_path=self.config.get("ca_path"))
         for name in _PLACEHOLDERS:
             spec = self.config.get(name)
             if spec is not None:
@@ -154,26 +133,16 @@ class RestIssuer(Issuer):
     # --- configuration -------------------------------------------------------------------
     def _build_auth(self, auth):
         kind = auth.get("type") or ("bearer" if auth.get("token") else "none")
-        if kind == "bearer":
-            token = self.require("token", auth.get("token"), "auth.token")
-            return {"Authorization": "Bearer " + token}, [token]
-        if kind == "basic":
-            user = self.require("username", auth.get("username"), "auth.username")
-            password = self.require("password", auth.get("password"), "auth.password")
-            raw = base64.b64encode(("%s:%s" % (user, password)).encode("utf-8")).decode("ascii")
-            return {"Authorization": "Basic " + raw}, [password, raw]
-        if kind == "header":
-            name = self.require("name", auth.get("name"), "auth.name")
-            value = self.require("value", auth.get("value"), "auth.value")
-            return {name: value}, [value]
-        return {}, []
+        for field in AUTH_FIELDS.get(kind, ()):
+            self.require(field, auth.get(field), "auth." + field)
+        return auth_headers(kind, auth)
 
     def _check_call(self, name, spec):
         path = spec.get("path")
         if path is None:
             return
         allowed = _PLACEHOLDERS[name]
-        for found in _PLACEHOLDER_RE.findall(path):
+        for found in PLACEHOLDER_RE.findall(path):
             if found not in allowed:
                 raise self.error(
                     "issuer.%s.path uses the placeholder {%s}; it may use only %s." % (
@@ -181,13 +150,11 @@ class RestIssuer(Issuer):
                     step="preflight", fix="correct issuer.%s.path." % name)
 
     def _compile(self, expression, field):
-        if expression is None:
-            return None
         try:
-            return jmespath.compile(expression)
-        except JMESPathError as exc:
+            return compile_jmespath(expression)
+        except ValueError as exc:
             raise self.error("issuer.%s is not a valid JMESPath expression: %s" % (
-                field, " ".join(str(exc).split())), step="preflight",
+                field, exc), step="preflight",
                 fix="correct issuer.%s (see https://jmespath.org/specification.html)." % field)
 
     # --- HTTP ----------------------------------------------------------------------------
@@ -196,20 +163,15 @@ class RestIssuer(Issuer):
         spec = self.config.get(name) or {}
         template = self.require("path", spec.get("path"), name + ".path")
         try:
-            path = render_path(template, values or {})
+            path = self.api.path(template, values)
         except KeyError as exc:
             raise self.error("issuer.%s.path needs a value for {%s} and none was given." % (name, exc.args[0]),
                              step=step, fix="pass the key id (key_id) of the value to act on.")
-        if not path.startswith("/"):
-            path = "/" + path
         method = (spec.get("method") or default_method).upper()
-        all_headers = dict(self._auth_headers) if admin else {}
-        all_headers.update(headers or {})
         secrets = list(self._secrets) + list(extra_secrets)
         try:
-            resp = request(method, self.base_url + path, headers=all_headers, json_body=body, form=form,
-                           timeout=self.timeout, retries=self.retries, validate_certs=self.validate_certs,
-                           ca_path=self.ca_path, sleep=self.sleep, warn=self.warnings.append)
+            resp = self.api.call(method, path, headers=headers, admin=admin, body=body, form=form,
+                                 sleep=self.sleep, warn=self.warnings.append)
         except NotResent as exc:
             raise self.error(
                 "%s %s: the connection to the issuer at %s failed after the request was sent (%s); it was not "
@@ -229,27 +191,20 @@ class RestIssuer(Issuer):
 
     def _status_error(self, step, name, method, path, resp, expected):
         status = resp.status
-        if status in (401, 403):
-            fix = "check issuer.auth: the issuer refused the admin credential or it lacks permission for this call."
-        elif status == 404:
-            fix = "check issuer.base_url and issuer.%s.path." % name
-        elif status >= 500 and method not in IDEMPOTENT_METHODS and status not in NOT_PROCESSED_STATUSES:
-            fix = ("the issuer failed (HTTP %d) and may still have acted on the %s, so it was not sent again: "
-                   "look for a key made just now at the issuer and revoke it if no store holds it, then run again."
-                   % (status, method))
-        elif status == 429 or status >= 500:
-            fix = ("the issuer is rate-limiting or failing (still HTTP %d after %d retries); try again later, "
-                   "or raise retries." % (status, self.retries))
-        elif 400 <= status < 500:
-            fix = "the issuer rejected the request: check issuer.%s (method, path, body)." % name
-        else:
-            fix = "if HTTP %d means success for this API, add it to issuer.%s.expect_status." % (status, name)
-        return self.error("%s %s answered HTTP %d, expected %s (the response body is not shown)." % (
-            method, path, status, expected), step=step, fix=fix)
+        fix = {
+            "auth": "check issuer.auth: the issuer refused the admin credential or it lacks permission for this call.",
+            "not_found": "check issuer.base_url and issuer.%s.path." % name,
+            "maybe_acted": ("the issuer failed (HTTP %d) and may still have acted on the %s, so it was not sent "
+                            "again: look for a key made just now at the issuer and revoke it if no store holds it, "
+                            "then run again." % (status, method)),
+            "busy": ("the issuer is rate-limiting or failing (still HTTP %d after %d retries); try again later, "
+                     "or raise retries." % (status, self.retries)),
+            "rejected": "the issuer rejected the request: check issuer.%s (method, path, body)." % name,
+            "unexpected": "if HTTP %d means success for this API, add it to issuer.%s.expect_status." % (status, name),
+        }[status_kind(status, method)]
+        return self.error(status_message(method, path, status, expected), step=step, fix=fix)
 
-    @staticmethod
-    def _ok(status, expect):
-        return status in expect if expect else 200 <= status < 300
+    _ok = staticmethod(status_ok)
 
     # --- the interface ---------------------------------------------------------------------
     def create(self):

@@ -12,18 +12,24 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 import time
 
 from ansible.module_utils.basic import missing_required_lib
 
+from ansible_collections.credops.rotation.plugins.module_utils._clients.vault import (
+    hvac,
+    hvac_exceptions,
+    vault_client,
+    vault_login,
+    vault_namespace,
+    vault_token,
+    vault_url,
+)
 from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
 from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, from_timestamp
 from ansible_collections.credops.rotation.plugins.module_utils._x509 import pem_validity
 
-hvac = LazyModule("hvac")
-hvac_exceptions = LazyModule("hvac.exceptions")
 requests_exceptions = LazyModule("requests.exceptions")
 
 ARGSPEC = dict(
@@ -51,7 +57,7 @@ class VaultPkiIssuer(Issuer):
         if hvac.import_error():
             raise self.error(missing_required_lib("hvac"), step="preflight",
                              fix="install hvac where the module runs (pip install hvac).")
-        self.url = self.config.get("url") or os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")
+        self.url = vault_url(self.config.get("url"))
         if not self.url:
             raise self.error("issuer.url is not set and neither is VAULT_ADDR.", step="preflight",
                              fix="set issuer.url or VAULT_ADDR where the module runs.")
@@ -60,7 +66,7 @@ class VaultPkiIssuer(Issuer):
         self.common_name = self.require("common_name")
         self.auth_method = self.config.get("auth_method") or (
             "approle" if self.config.get("role_id") else "token")
-        self.token = self.config.get("token") or os.environ.get("VAULT_TOKEN") or os.environ.get("BAO_TOKEN")
+        self.token = vault_token(self.config.get("token"))
         if self.auth_method == "approle":
             self.require("role_id")
             self.require("secret_id")
@@ -73,16 +79,20 @@ class VaultPkiIssuer(Issuer):
 
     def _vault(self, step):
         if self._client is None:
-            verify = self.config.get("ca_path") or (self.config.get("validate_certs") is not False)
-            client = hvac.Client(url=self.url, token=self.token, verify=verify,
-                                 timeout=float(self.config.get("timeout") or 10),
-                                 namespace=self.config.get("namespace") or os.environ.get("VAULT_NAMESPACE"))
-            if self.auth_method == "approle":
-                try:
-                    client.auth.approle.login(role_id=self.config["role_id"], secret_id=self.config["secret_id"])
-                except Exception as exc:  # hvac and requests errors alike
-                    raise self._vault_error(exc, step, "log in with AppRole")
-                self._secrets.append(client.token)
+            ca_path = self.config.get("ca_path")
+            options = dict(url=self.url, token=self.token, namespace=vault_namespace(self.config.get("namespace")),
+                           auth_method=self.auth_method, role_id=self.config.get("role_id"),
+                           secret_id=self.config.get("secret_id"),
+                           # a CA bundle given is verified against, even with validate_certs false
+                           ca_cert=ca_path, validate_certs=True if ca_path else self.config.get("validate_certs"),
+                           timeout=float(self.config.get("timeout") or 10))
+            client = vault_client(options)
+            try:
+                token = vault_login(client, options)
+            except Exception as exc:  # hvac and requests errors alike
+                raise self._vault_error(exc, step, "log in with AppRole")
+            if token is not None:
+                self._secrets.append(token)
             self._client = client
         return self._client
 

@@ -58,6 +58,7 @@ __metaclass__ = type
 
 import copy
 
+from ansible_collections.credops.rotation.plugins.module_utils._clients._common import verify_setting
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._time import now_iso
 
@@ -370,12 +371,7 @@ class Store(object):
         if library.import_error():
             raise self.error("the Python library %s is missing" % name, fix="pip install %s." % name)
         cfg = self.config
-        verify = cfg.get("validate_certs", True)
-        if verify is None:
-            verify = True
-        if verify and cfg.get("ca_cert"):
-            verify = cfg["ca_cert"]
-        return verify, cfg.get("timeout") or 30
+        return verify_setting(cfg.get("validate_certs"), cfg.get("ca_cert")), cfg.get("timeout") or 30
 
     def read(self):
         return with_new_and_old(self._load())

@@ -42,8 +42,13 @@ import json
 import os
 import re
 
+from ansible_collections.credops.rotation.plugins.module_utils._clients.aws import (
+    aws_client,
+    aws_session,
+    boto3,
+    botocore_exceptions,
+)
 from ansible_collections.credops.rotation.plugins.module_utils._errors import scrub
-from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import (
     DATA_FIELDS,
     IN_FLIGHT,
@@ -51,11 +56,6 @@ from ansible_collections.credops.rotation.plugins.module_utils._stores._base imp
     empty_state,
 )
 from ansible_collections.credops.rotation.plugins.module_utils._time import normalize_time
-
-# imported on first use: a module run that uses another store kind does not pay for them
-boto3 = LazyModule("boto3")
-botocore_config = LazyModule("botocore.config")
-botocore_exceptions = LazyModule("botocore.exceptions")
 
 
 CURRENT, PENDING, PREVIOUS = "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"
@@ -155,18 +155,16 @@ class AwsSecretsManagerStore(Store):
     def client(self):
         if self._client is not None:
             return self._client
-        verify, timeout = self.client_settings(boto3, "boto3")
+        self.client_settings(boto3, "boto3")
         cfg = self.config
-        region = cfg.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        endpoint = cfg.get("endpoint_url") or None
+        # the store's names on amazon.aws's: ca_cert is aws_ca_bundle
+        options = dict(profile=cfg.get("profile"),
+                       region=cfg.get("region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"),
+                       endpoint_url=cfg.get("endpoint_url"), validate_certs=cfg.get("validate_certs"),
+                       aws_ca_bundle=cfg.get("ca_cert"), timeout=cfg.get("timeout") or 30)
 
         def make():
-            session = boto3.session.Session(profile_name=cfg.get("profile") or None,
-                                            region_name=region or None)
-            return session.client(
-                "secretsmanager", endpoint_url=endpoint, verify=verify,
-                config=botocore_config.Config(connect_timeout=timeout, read_timeout=timeout,
-                                              retries={"max_attempts": 3, "mode": "standard"}))
+            return aws_client(aws_session(options), "secretsmanager", options, max_attempts=3)
 
         self._client = self._call("connecting", make)
         return self._client

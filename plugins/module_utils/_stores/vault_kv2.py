@@ -26,6 +26,14 @@ __metaclass__ = type
 
 import os
 
+from ansible_collections.credops.rotation.plugins.module_utils._clients.vault import (
+    hvac,
+    hvac_exceptions,
+    vault_client,
+    vault_login,
+    vault_token,
+    vault_url,
+)
 from ansible_collections.credops.rotation.plugins.module_utils._errors import scrub
 from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import (
@@ -37,9 +45,7 @@ from ansible_collections.credops.rotation.plugins.module_utils._stores._base imp
 )
 from ansible_collections.credops.rotation.plugins.module_utils._time import normalize_time
 
-# imported on first use: a module run that uses another store kind does not pay for them
-hvac = LazyModule("hvac")
-hvac_exceptions = LazyModule("hvac.exceptions")
+# imported on first use: a module run that uses another store kind does not pay for it
 requests = LazyModule("requests")
 
 
@@ -55,7 +61,7 @@ class VaultKV2Store(Store):
     def __init__(self, config, credential):
         super(VaultKV2Store, self).__init__(config, credential)
         cfg = self.config
-        self.url = cfg.get("url") or os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")
+        self.url = vault_url(cfg.get("url"))
         self.mount = (cfg.get("mount") or "secret").strip("/")
         self.path = (cfg.get("path") or "").strip("/")
         self.field = cfg.get("field") or DEFAULT_FIELD
@@ -93,26 +99,29 @@ class VaultKV2Store(Store):
     def client(self):
         if self._client is not None:
             return self._client
-        verify, timeout = self.client_settings(hvac, "hvac")
+        self.client_settings(hvac, "hvac")
         cfg = self.config
         method = cfg.get("auth_method") or "token"
         token = None
         if method == "token":
-            token = cfg.get("token") or os.environ.get("VAULT_TOKEN") or os.environ.get("BAO_TOKEN")
+            token = vault_token(cfg.get("token"))
             if not token:
                 raise self.error("no token to authenticate with",
                                  fix="set store.token or the VAULT_TOKEN environment variable, "
                                      "or use auth_method=approle.")
-        client = hvac.Client(url=self.url, token=token, namespace=cfg.get("namespace") or None,
-                             verify=verify, timeout=timeout)
-        if method == "approle":
-            if not cfg.get("role_id") or not cfg.get("approle_secret_id"):
-                raise self.error("auth_method approle needs role_id and approle_secret_id",
-                                 fix="set store.role_id and store.approle_secret_id (or "
-                                     "VAULT_ROLE_ID / VAULT_SECRET_ID).")
-            self._call("logging in with AppRole", client.auth.approle.login,
-                       role_id=cfg["role_id"], secret_id=cfg["approle_secret_id"],
-                       mount_point=cfg.get("approle_mount") or "approle")
+        elif method == "approle" and (not cfg.get("role_id") or not cfg.get("approle_secret_id")):
+            raise self.error("auth_method approle needs role_id and approle_secret_id",
+                             fix="set store.role_id and store.approle_secret_id (or "
+                                 "VAULT_ROLE_ID / VAULT_SECRET_ID).")
+        # the store's names on community.hashi_vault's: approle_secret_id is secret_id (the
+        # store's secret_id is the AWS secret's name), approle_mount is mount_point
+        options = dict(url=self.url, token=token, namespace=cfg.get("namespace"), auth_method=method,
+                       role_id=cfg.get("role_id"), secret_id=cfg.get("approle_secret_id"),
+                       mount_point=cfg.get("approle_mount") or "approle",
+                       validate_certs=cfg.get("validate_certs"), ca_cert=cfg.get("ca_cert"),
+                       timeout=cfg.get("timeout"))
+        client = vault_client(options)
+        self._call("logging in with AppRole", vault_login, client, options)
         self._client = client
         return client
 
