@@ -117,7 +117,23 @@ def systemd_results(outcome, verified=None, which="new"):
     return out
 
 
+def deploy_audit_entry(row, event, host, values=None, which="new"):
+    """An entry for audit_event's ``entries`` from a row of the outcome or the results: the
+    consumer at ``host``, the key id of the ``which`` value, and the row's facts as details."""
+    entry = {"credential": row["credential"], "event": event, "consumer": "%s@%s" % (row["consumer"], host)}
+    key_id = (((values or {}).get(row["credential"]) or {}).get(which + "_id"))
+    if key_id:
+        entry["key_id"] = key_id
+    if event == "deployed":
+        entry["details"] = {"which": which, "restarted": bool(row.get("restarted")), "service": row.get("service")}
+    elif event == "failed":
+        entry["details"] = {"step": row.get("step"), "error": row.get("error")}
+    else:
+        entry["details"] = {"step": "verify", "attempts": row.get("attempts", 0)}
+    return entry
+
+
 class FilterModule(object):
     def filters(self):
         return {"systemd_entries": systemd_entries, "systemd_outcome": systemd_outcome,
-                "systemd_results": systemd_results}
+                "systemd_results": systemd_results, "deploy_audit_entry": deploy_audit_entry}

@@ -12,6 +12,8 @@ short_description: Append a rotation event to the JSON-lines audit trail
 description:
   - Writes one JSON object per line to the audit trail on the controller
     (C(rotation_audit_log), default C(./rotation-audit.jsonl)), whatever host the task runs for.
+  - One entry (O(credential), O(event) and the other options), or several in one task (O(entries),
+    for example one per consumer of a host).
   - Entries carry time, credential, event, actor and, where they apply, consumer, key ids and
     incident id. They never carry a secret value; details with secret-looking keys are refused.
   - The actor is the first set of the variables C(rotation_actor), C(awx_user_name) and
@@ -41,13 +43,11 @@ options:
     description: The audit trail file. Defaults to the variable C(rotation_audit_log), else C(./rotation-audit.jsonl).
     type: path
   credential:
-    description: The credential's name.
+    description: The credential's name. Required unless O(entries) is given.
     type: str
-    required: true
   event:
-    description: What happened.
+    description: What happened. Required unless O(entries) is given.
     type: str
-    required: true
     choices: [started, resumed, issued, stored, deployed, verified, promoted, revoke_blocked, revoked,
               finished, rolled_back, failed, notified, scope_assessed, incident_recorded, dual_accept,
               sender_switched, old_secret_dropped, picked_up_next_run, skipped]
@@ -69,6 +69,14 @@ options:
   actor:
     description: Who ran the rotation, instead of the name found as described above.
     type: str
+  entries:
+    description:
+      - Several entries, written in this order, instead of the one of O(credential) and O(event).
+        Each is a dict with C(credential) and C(event) (required) and C(consumer), C(key_id),
+        C(previous_key_id), C(incident), C(details); O(incident) is the default of their C(incident).
+      - Every entry is checked before the first is written. An empty list writes nothing.
+    type: list
+    elements: dict
   sinks:
     description:
       - Where each entry goes besides the file. Defaults to the variable C(rotation_audit_sinks);
@@ -137,9 +145,14 @@ EXAMPLES = r"""
 
 RETURN = r"""
 entry:
-  description: The entry written.
-  returned: always
+  description: The entry written (the last one, with O(entries)).
+  returned: when an entry was written
   type: dict
+entries:
+  description: The entries written, with O(entries).
+  returned: when O(entries) is given
+  type: list
+  elements: dict
 path:
   description: The audit trail file.
   returned: always

@@ -111,3 +111,18 @@ def test_a_module_that_did_not_finish_fails_every_item():
     env = systemd_deploy.systemd_entries(WORK[:1], CREDS, VALUES, "new")
     outcome = systemd_deploy.systemd_outcome(env, {"failed": True, "msg": "MODULE FAILURE"}, CREDS)
     assert outcome[0]["failed"] and outcome[0]["error"] == "MODULE FAILURE" and outcome[0]["changed"]
+
+
+def test_audit_entries_name_the_consumer_at_its_host_and_the_key_id_never_the_value():
+    row = {"credential": "a", "consumer": "app", "service": "s.service", "restarted": True}
+    values = {"a": {"new": SECRET, "new_id": "k-new", "old": "x", "old_id": "k-old"}}
+    assert systemd_deploy.deploy_audit_entry(row, "deployed", "web1", values, "new") == {
+        "credential": "a", "event": "deployed", "consumer": "app@web1", "key_id": "k-new",
+        "details": {"which": "new", "restarted": True, "service": "s.service"}}
+    failed = systemd_deploy.deploy_audit_entry(dict(row, step="Deploy | restart s.service", error="no"), "failed",
+                                               "web1", values, "old")
+    assert failed["key_id"] == "k-old" and failed["details"] == {"step": "Deploy | restart s.service", "error": "no"}
+    verified = systemd_deploy.deploy_audit_entry({"credential": "a", "consumer": "app", "attempts": 2}, "verified", "w")
+    assert verified == {"credential": "a", "event": "verified", "consumer": "app@w",
+                        "details": {"step": "verify", "attempts": 2}}
+    assert SECRET not in json.dumps([failed, verified])
