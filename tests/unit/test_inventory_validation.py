@@ -5,7 +5,7 @@ import datetime
 import pytest
 import yaml
 
-from ansible_collections.credops.rotation.plugins.module_utils import _inventory as inventory
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import fields, model, normalize, validation
 
 # The contract's example, as written in /shared/spec/inventory.md (templates resolved).
 CONTRACT = yaml.safe_load(r"""
@@ -114,7 +114,7 @@ NAME = "payment-gateway-api"
 
 
 def validate(credentials):
-    return inventory.validate(credentials, GROUPS, HOSTS, NOW)
+    return validation.validate(credentials, GROUPS, HOSTS, NOW)
 
 
 def test_the_contract_example_passes_without_errors_or_warnings():
@@ -371,14 +371,13 @@ def test_fields_the_modules_would_refuse_are_errors(block, field):
 
 
 def test_every_field_the_modules_accept_is_known_to_preflight():
-    from ansible_collections.credops.rotation.plugins.module_utils import _inventory
     from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUERS
     from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import STORE_ARGSPEC
     for kind, cls in ISSUERS.items():
-        assert set(cls.ARGSPEC) <= set(_inventory.KNOWN["issuer." + kind])
-    assert set(STORE_ARGSPEC) == set(_inventory.ACCEPTED["store"])
-    assert set(_inventory.KNOWN["store.vault_kv2"]) | set(_inventory.KNOWN["store.aws_secretsmanager"]) == set(STORE_ARGSPEC)
-    assert set(_inventory.KNOWN["create"]) == set(ISSUERS["rest"].ARGSPEC["create"]["options"])
+        assert set(cls.ARGSPEC) <= set(fields.KNOWN["issuer." + kind])
+    assert set(STORE_ARGSPEC) == set(fields.ACCEPTED["store"])
+    assert set(fields.KNOWN["store.vault_kv2"]) | set(fields.KNOWN["store.aws_secretsmanager"]) == set(STORE_ARGSPEC)
+    assert set(fields.KNOWN["create"]) == set(ISSUERS["rest"].ARGSPEC["create"]["options"])
 
 
 def test_relaxed_policy_and_plain_http_warn():
@@ -407,13 +406,13 @@ def test_check_secrets_false_allows_a_missing_admin_token():
     assert validate(credentials)[0] == [
         "payment-gateway-api.issuer.auth.token: missing or empty (needed by auth type bearer). "
         "Fix: set it, from the environment or Ansible Vault rather than in clear."]
-    assert inventory.validate(credentials, GROUPS, HOSTS, NOW, check_secrets=False)[0] == []
+    assert validation.validate(credentials, GROUPS, HOSTS, NOW, check_secrets=False)[0] == []
 
 
 def test_without_inventory_hosts_are_not_checked():
     credentials = copy.deepcopy(CONTRACT)
     credentials[NAME]["consumers"][0]["hosts"] = "somewhere"
-    assert inventory.validate(credentials, None, None, NOW)[0] == []
+    assert validation.validate(credentials, None, None, NOW)[0] == []
 
 
 def test_templated_values_are_shape_checked_only():
@@ -424,7 +423,7 @@ def test_templated_values_are_shape_checked_only():
 
 def test_normalize_fills_defaults_and_does_not_mutate():
     original = copy.deepcopy(OTHERS)
-    normal = inventory.normalize_all(OTHERS)
+    normal = normalize.normalize_all(OTHERS)
     assert OTHERS == original
     db = normal["billing-db"]
     assert db["name"] == "billing-db" and db["risk"] == "high"
@@ -432,13 +431,13 @@ def test_normalize_fills_defaults_and_does_not_mutate():
     assert normal["integration-aws-key"]["risk"] == "standard"
     assert normal["integration-aws-key"]["store"] == {"kind": "aws_secretsmanager", "secret_id": "integration-aws-key"}
     assert normal["api-tls"]["consumers"][0]["verify"]["status"] == [200]
-    pay = inventory.normalize(NAME, CONTRACT[NAME])
+    pay = normalize.normalize(NAME, CONTRACT[NAME])
     assert pay["issuer"]["revoke"]["method"] == "DELETE" and pay["issuer"]["test"]["format"] == "Bearer {secret}"
     assert pay["store"]["field"] == "api_key"
     assert pay["last_rotated"] == "2024-08-15T10:30:00Z"
-    assert inventory.normalize("x", {"type": "api_key", "last_rotated": datetime.date(2024, 1, 2)})["last_rotated"] \
+    assert normalize.normalize("x", {"type": "api_key", "last_rotated": datetime.date(2024, 1, 2)})["last_rotated"] \
         == "2024-01-02T00:00:00Z"
-    assert inventory.normalize("x", {})["consumers"] == []
+    assert normalize.normalize("x", {})["consumers"] == []
 
 
 def test_resolve_reports_values_that_cannot_be_templated():
@@ -449,9 +448,9 @@ def test_resolve_reports_values_that_cannot_be_templated():
             return dict.__getitem__(self, key)
 
     problems = []
-    plain = inventory.resolve({"x": {"store": Lazy(kind="vault_kv2", url="{{ vault_addr }}")}}, "", problems)
+    plain = model.resolve({"x": {"store": Lazy(kind="vault_kv2", url="{{ vault_addr }}")}}, "", problems)
     assert plain == {"x": {"store": {"kind": "vault_kv2", "url": None}}}
-    assert [(p, inventory.first_line(e)) for p, e in problems] == [("x.store.url", "'vault_addr' is undefined")]
+    assert [(p, model.first_line(e)) for p, e in problems] == [("x.store.url", "'vault_addr' is undefined")]
 
 
 # --- webhook_rotate.yml: the sender block and the receivers' delivery logs ------------------
