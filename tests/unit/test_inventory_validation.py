@@ -5,7 +5,7 @@ import datetime
 import pytest
 import yaml
 
-from ansible_collections.credops.rotation.plugins.module_utils._inventory import fields, model, normalize, validation
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import checks, fields, model, normalize, validation
 
 # The contract's example, as written in /shared/spec/inventory.md (templates resolved).
 CONTRACT = yaml.safe_load(r"""
@@ -368,6 +368,78 @@ def test_fields_the_modules_would_refuse_are_errors(block, field):
     path = ".".join((NAME,) + block + (field,))
     assert [e.split(":", 1)[0] for e in errors] == [path]
     assert "unknown field, the modules refuse it" in errors[0]
+
+
+# Fields no specific check covers get the structural checks of the modules' argument spec
+# (type, elements, choices): what a module would refuse once the run started, preflight refuses.
+SPEC_CHECKED = [
+    ("aws-revoke-mode", "integration-aws-key", "issuer.revoke_mode", "remove",
+     "integration-aws-key.issuer.revoke_mode: 'remove' is not one of the choices. Fix: use one of: delete, deactivate."),
+    ("aws-wait-timeout", "integration-aws-key", "issuer.wait_timeout", "long",
+     "integration-aws-key.issuer.wait_timeout: 'long' is not a whole number. "
+     "Fix: give a whole number, as the modules' argument spec declares it."),
+    ("aws-delete-inactive", "integration-aws-key", "issuer.delete_inactive", "maybe",
+     "integration-aws-key.issuer.delete_inactive: 'maybe' is not true or false. "
+     "Fix: give true or false, as the modules' argument spec declares it."),
+    ("http-timeout", "billing-db", "issuer.timeout", "slow",
+     "billing-db.issuer.timeout: 'slow' is not a number. Fix: give a number, as the modules' argument spec declares it."),
+    ("pki-alt-names", "api-tls", "issuer.alt_names", {"a": "b"},
+     "api-tls.issuer.alt_names: {'a': 'b'} is not a list of strings. "
+     "Fix: give a list of strings, as the modules' argument spec declares it."),
+    ("store-timeout", "billing-db", "store.timeout", "soon",
+     "billing-db.store.timeout: 'soon' is not a whole number. Fix: give a whole number, as the modules' argument spec declares it."),
+    ("store-auth-method", "billing-db", "store.auth_method", "ldap",
+     "billing-db.store.auth_method: 'ldap' is not one of the choices. Fix: use one of: token, approle."),
+    ("aws-store-validate-certs", "integration-aws-key", "store.validate_certs", "sometimes",
+     "integration-aws-key.store.validate_certs: 'sometimes' is not true or false. "
+     "Fix: give true or false, as the modules' argument spec declares it."),
+]
+
+
+@pytest.mark.parametrize("case_id,name,path,value,expected", SPEC_CHECKED, ids=[b[0] for b in SPEC_CHECKED])
+def test_the_argspec_structural_checks_name_credential_and_field(case_id, name, path, value, expected):
+    credentials = copy.deepcopy(OTHERS)
+    _set(credentials[name], path, value)
+    assert validate(credentials)[0] == [expected]
+
+
+@pytest.mark.parametrize("path, value", [
+    ("store.timeout", "30"),             # the module converts it, as Ansible does
+    ("issuer.validate_certs", "yes"),
+    ("issuer.alt_names", "a.example.org,b.example.org"),
+    ("store.timeout", "{{ store_timeout }}"),  # templated: shape only
+])
+def test_what_the_argspec_converts_or_a_template_passes(path, value):
+    credentials = copy.deepcopy(OTHERS)
+    _set(credentials["api-tls"], path, value)
+    assert validate(credentials)[0] == []
+
+
+def test_argspec_checks_do_not_repeat_a_specific_check():
+    credentials = copy.deepcopy(OTHERS)
+    credentials["billing-db"]["issuer"]["port"] = "not-a-port"
+    assert validate(credentials)[0] == [
+        "billing-db.issuer.port: 'not-a-port' is not a TCP port. Fix: write a number from 1 to 65535 (default 5432)."]
+
+
+def test_argspec_checks_never_show_a_secret_value():
+    report = checks.Report()
+    checks.check_declared(report, "cred.issuer", {"pin": "s3cr3t-pin", "auth": {"code": "s3cr3t-code"}},
+                          {"pin": dict(type="int", no_log=True),
+                           "auth": dict(type="dict", options=dict(code=dict(type="int", no_log=True)))})
+    assert report.errors == [
+        "cred.issuer.pin: the value is not a whole number. Fix: give a whole number, as the modules' argument spec declares it.",
+        "cred.issuer.auth.code: the value is not a whole number. "
+        "Fix: give a whole number, as the modules' argument spec declares it."]
+
+
+def test_the_postgres_sslmode_choices_are_the_argspec_s():
+    from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUERS
+    credentials = copy.deepcopy(OTHERS)
+    credentials["billing-db"]["issuer"]["sslmode"] = "strict"
+    assert validate(credentials)[0] == [
+        "billing-db.issuer.sslmode: unknown sslmode 'strict'. Fix: use one of: %s."
+        % ", ".join(ISSUERS["postgres"].ARGSPEC["sslmode"]["choices"])]
 
 
 def test_every_field_the_modules_accept_is_known_to_preflight():

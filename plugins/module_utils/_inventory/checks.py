@@ -11,6 +11,9 @@ __metaclass__ = type
 
 import re
 
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.errors import ArgumentValueError
+
 try:
     import jmespath
     HAS_JMESPATH = True
@@ -28,6 +31,12 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _URL = re.compile(r"^(https?)://([^/\s?#]+)([^\s]*)$")
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+# What an argument spec's type (and a list's elements) asks for, in a message.
+_TYPE_WORDS = {"str": "a string", "path": "a path", "int": "a whole number", "float": "a number",
+               "bool": "true or false", "list": "a list", "dict": "a mapping"}
+_ELEMENT_WORDS = {"str": "strings", "path": "paths", "int": "whole numbers", "float": "numbers",
+                  "bool": "true/false values", "dict": "mappings"}
 
 
 class Report(object):
@@ -188,3 +197,49 @@ def check_auth(report, path, auth, fix):
     if atype == "header" and is_str(auth.get("name")) and not HEADER_NAME.match(auth["name"]):
         report.error(path + ".name", "%s is not an HTTP header name" % show(auth["name"]),
                      "use a header name such as X-Admin-Key")
+
+
+def _reported(report, path):
+    """Whether a check already reported an error on this field (or inside it)."""
+    return any(error.startswith((path + ":", path + ".", path + "[")) for error in report.errors)
+
+
+def _wanted(option):
+    kind = option.get("type", "str")
+    if kind == "list" and option.get("elements"):
+        return "a list of " + _ELEMENT_WORDS.get(option["elements"], option["elements"])
+    return _TYPE_WORDS.get(kind, kind)
+
+
+def check_declared(report, path, mapping, spec):
+    """The structural checks of an argument spec (type, elements, choices) on the fields of one
+    block, where no specific check has reported on the field already.
+
+    The issuer and store blocks go to the modules as they are, and a module checks them with
+    its argument spec (``spec``: the block's options in ``fields.SPECS``) only once the run has
+    started, the store step after the issue step: what it would refuse is refused here, before
+    anything changes, in a message naming the credential and the field. The verdict is the
+    modules' own (``ArgumentSpecValidator``, with the same conversions); the message is ours,
+    and shows no value of a secret-bearing (``no_log``) field. In a sub-block (``options``) that is
+    a mapping, its fields are checked in turn. Templated values and free-form (``raw``) fields
+    are left alone.
+    """
+    for name, value in mapping.items():
+        option = spec.get(name)
+        field = "%s.%s" % (path, name)
+        if option is None or value is None or option.get("type", "str") == "raw" or templated(value) \
+                or _reported(report, field):
+            continue
+        declared = dict((key, option[key]) for key in ("type", "elements", "choices") if key in option)
+        result = ArgumentSpecValidator({name: declared}).validate({name: value})
+        if not result.error_messages:
+            if option.get("options") and isinstance(value, dict):
+                check_declared(report, field, value, option["options"])
+            continue
+        shown = "the value" if option.get("no_log") else show(value)
+        if all(isinstance(error, ArgumentValueError) for error in result.errors.errors):
+            report.error(field, "%s is not one of the choices" % shown,
+                         "use one of: " + ", ".join(str(choice) for choice in option["choices"]))
+        else:
+            report.error(field, "%s is not %s" % (shown, _wanted(option)),
+                         "give %s, as the modules' argument spec declares it" % _wanted(option))

@@ -19,9 +19,11 @@ import re
 from ansible_collections.credops.rotation.plugins.module_utils import _policy
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.checks import (
     HAS_JMESPATH, HEADER_NAME, PLACEHOLDER, Report, check_api_path, check_auth, check_jmespath,
-    check_mapping, check_method, check_statuses, check_url, required_str,
+    check_declared, check_mapping, check_method, check_statuses, check_url, required_str,
 )
-from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import CONSUMER_KINDS, ISSUER_KINDS, STORE_KINDS
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import (
+    CONSUMER_KINDS, ISSUER_KINDS, SPECS, STORE_KINDS,
+)
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import ENV_VAR, Inventory, is_int, is_str, show
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.runbook_fields import (
     check_claims, validate_ids_and_roles, validate_tls_consumers, validate_webhook,
@@ -200,6 +202,7 @@ def _validate_issuer(report, path, issuer, ctype):
     report.unknown_fields(path, issuer, "issuer." + kind, "issuer")
     {"rest": _validate_rest, "aws_iam": _validate_aws_iam, "postgres": _validate_postgres,
      "vault_pki": _validate_vault_pki, "generated": _validate_generated}[kind](report, path, issuer)
+    check_declared(report, path, issuer, SPECS["issuer." + kind])
 
 
 def _validate_rest(report, path, issuer):
@@ -287,7 +290,7 @@ def _validate_postgres(report, path, issuer):
         report.error(path + ".port", "%s is not a TCP port" % show(port),
                      "write a number from 1 to 65535 (default 5432)")
     sslmode = issuer.get("sslmode")
-    modes = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+    modes = SPECS["issuer.postgres"]["sslmode"]["choices"]
     if sslmode is not None and sslmode not in modes:
         report.error(path + ".sslmode", "unknown sslmode %s" % show(sslmode), "use one of: " + ", ".join(modes))
 
@@ -359,6 +362,8 @@ def _validate_store(report, path, store):
             if not _SECRET_ID.match(secret_id):
                 report.error(path + ".secret_id", "%s is not a Secrets Manager name or ARN" % show(secret_id),
                              "use letters, digits and /_+=.@- (or the secret's full ARN)")
+
+    check_declared(report, path, store, SPECS["store." + kind])
 
 
 # --- consumers --------------------------------------------------------------------------------
