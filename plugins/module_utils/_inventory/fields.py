@@ -29,7 +29,9 @@ import copy
 from ansible_collections.credops.rotation.plugins.module_utils import _policy
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUER_ARGSPEC, ISSUERS
-from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import STORE_ARGSPEC, STORES
+from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import (
+    STORE_ARGSPEC, STORE_REQUIRED_IF, STORES,
+)
 
 ISSUER_KINDS = tuple(ISSUERS)
 STORE_KINDS = tuple(STORES)
@@ -179,3 +181,34 @@ KNOWN = dict((block, tuple(options)) for block, options in SPECS.items())
 #: issuer's sub-blocks what is known is all that is accepted
 ACCEPTED = dict([("issuer", tuple(ISSUER_ARGSPEC["options"])), ("store", tuple(STORE_ARGSPEC))]
                 + [(block, KNOWN[block]) for block in REST_BLOCKS])
+
+#: what preflight requires in a block (the JSON Schema's ``required``; ``validation`` says, field
+#: by field, why and how to fix it). The store kinds' come from STORE_REQUIRED_IF.
+REQUIRED = dict([
+    ("record", ("type", "rotation_contact", "issuer", "store", "consumers")),
+    ("consumer.systemd", ("name", "kind", "hosts", "service")),
+    ("consumer.kubernetes", ("name", "kind", "cluster", "namespace", "deployments")),
+    ("consumer.batch", ("name", "kind")),
+    ("verify", ("url",)),
+    ("issuer.rest", ("kind", "base_url", "auth", "create", "revoke")),
+    ("auth", ("type",)),
+    ("create", ("path", "secret_path")),
+    ("revoke", ("path",)),
+    ("test", ("path", "header")),
+    ("usage", ("path", "events_path", "time_path")),
+    ("issuer.aws_iam", ("kind", "user_name")),
+    ("issuer.postgres", ("kind", "host", "db", "admin_user")),
+    ("issuer.vault_pki", ("kind", "mount", "role", "common_name", "ttl")),
+    ("issuer.generated", ("kind",)),
+    ("sender", ("base_url", "auth", "webhook_id", "switch")),
+    ("sender.switch", ("path",)),
+    ("sender.test", ("path",)),
+    ("deliveries", ("url",)),
+] + [("store." + value, ("kind",) + tuple(fields)) for key, value, fields in STORE_REQUIRED_IF if key == "kind"])
+
+#: blocks that need one of several sets of fields
+REQUIRED_ONE_OF = {
+    "consumer.systemd": (("env_file", "env_var"), ("cert_file",)),  # a TLS consumer gets files
+    "consumer.kubernetes": (("secret",), ("external_secret",)),
+    "issuer.postgres": (("role",), ("roles",)),  # the single-role or the alternating procedure
+}
