@@ -452,6 +452,22 @@ def test_every_field_the_modules_accept_is_known_to_preflight():
     assert set(fields.KNOWN["create"]) == set(ISSUERS["rest"].ARGSPEC["create"]["options"])
 
 
+def _without_defaults(spec):
+    out = {}
+    for name, option in spec.items():
+        option = dict((k, v) for k, v in option.items() if k not in ("default", "required"))
+        if "options" in option:
+            option["options"] = _without_defaults(option["options"])
+        out[name] = option
+    return out
+
+
+def test_the_sender_block_is_declared_as_the_webhook_sender_module_checks_it():
+    """fields mirrors _sender.SENDER_ARGSPEC (importing _sender would load cryptography into preflight)."""
+    from ansible_collections.credops.rotation.plugins.module_utils._sender import SENDER_ARGSPEC
+    assert fields.SPECS["sender"] == _without_defaults(SENDER_ARGSPEC)
+
+
 def test_relaxed_policy_and_plain_http_warn():
     credentials = copy.deepcopy(CONTRACT)
     credentials[NAME]["max_age_days"] = 120
@@ -584,6 +600,10 @@ BAD_SENDER = [
     ("webhook-id-missing", "sender.webhook_id", DELETE, "payments-webhook.sender.webhook_id: missing. Fix: give the id"),
     ("webhook-id-empty-list", "sender.webhook_id", [], "sender.webhook_id: missing"),
     ("webhook-id-mapping", "sender.webhook_id", {"id": 1}, "sender.webhook_id: {'id': 1} is not a webhook id"),
+    ("sender-validate-certs", "sender.validate_certs", "maybe",
+     "payments-webhook.sender.validate_certs: 'maybe' is not true or false. Fix: give true or false, as the modules'"),
+    ("sender-headers", "sender.headers", ["X-A: 1"],
+     "payments-webhook.sender.headers: ['X-A: 1'] is not a mapping. Fix: give a mapping, as the modules'"),
     ("webhook-id-bool", "sender.webhook_id", True, "sender.webhook_id: True is not a webhook id"),
     ("webhook-id-path", "sender.webhook_id", "hooks/we_1", "sender.webhook_id: 'hooks/we_1' has characters an id cannot have"),
     ("switch-missing", "sender.switch", DELETE, "payments-webhook.sender.switch: missing. Fix: describe the request that sets the signing secret"),

@@ -91,15 +91,24 @@ _CONSUMERS = {
     ),
 }
 
+# The sender block goes to the module webhook_sender as it is, which checks it with
+# _sender.SENDER_ARGSPEC; that module imports what preflight must not (cryptography), so its
+# fields are mirrored here (without defaults), and a unit test keeps the two the same.
 _CALL = dict(method=_str(), path=_str())
+_STATUSES = dict(type="list", elements="int")
 _SENDER = dict(
     base_url=_str(),
-    auth=copy.deepcopy(ISSUERS["rest"].ARGSPEC["auth"]),
+    auth=dict(type="dict", options=dict(
+        type=dict(type="str", choices=list(AUTH_TYPES)),
+        token=dict(type="str", no_log=True),
+        username=_str(),
+        password=dict(type="str", no_log=True),
+        name=_str(),
+        value=dict(type="str", no_log=True),
+    )),
     webhook_id=dict(type="raw"),  # an id or a list of them
-    switch=dict(type="dict", options=dict(_CALL, body=dict(type="raw"), form=dict(type="dict"),
-                                          expect_status=dict(type="raw"))),
-    test=dict(type="dict", options=dict(_CALL, body=dict(type="raw"), expect_status=dict(type="raw"),
-                                        json=dict(type="dict"))),
+    switch=dict(type="dict", options=dict(_CALL, body=dict(type="raw"), form=dict(type="dict"), expect_status=_STATUSES)),
+    test=dict(type="dict", options=dict(_CALL, body=dict(type="raw"), expect_status=_STATUSES, json=dict(type="dict"))),
     signature=dict(type="dict", options=dict(header=_str(), format=_str(), payload_format=_str())),
     headers=dict(type="dict"),
     validate_certs=dict(type="bool"),

@@ -11,9 +11,10 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.checks import (
-    HEADER_NAME, carries, check_api_path, check_auth, check_jmespath, check_mapping, check_method,
-    check_statuses, check_url,
+    HEADER_NAME, carries, check_api_path, check_auth, check_declared, check_jmespath, check_mapping,
+    check_method, check_statuses, check_url,
 )
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import SPECS
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import ENV_VAR, is_int, is_str, show, templated
 
 
@@ -118,6 +119,7 @@ def validate_webhook(report, path, record, ctype, inventory, claims):
         elif check_mapping(report, path + ".sender", sender, False,
                            "describe the sender's API: base_url, auth, webhook_id, switch, test"):
             _validate_sender(report, path + ".sender", sender)
+            check_declared(report, path + ".sender", sender, SPECS["sender"])
             # the handshake writes <env_var>_NEW / <env_var>_OLD beside each receiver's env_var
             for index, consumer in enumerate(consumers):
                 if not isinstance(consumer, dict) or consumer.get("kind") != "systemd":
