@@ -3,9 +3,9 @@
 Generates N credentials (every type, both risks, overrides, certificates, 1-3 consumers each
 over 200 hosts in 20 groups) and times the code the playbooks run, not a copy of it:
 
-  preflight       _inventory.validate            (filter credops.rotation.validate_credentials)
-  dependency map  _inventory.dependency_map      (filter credops.rotation.dependency_map)
-  due (lookup)    rotation_status.report         (lookup credops.rotation.rotation_status), with an
+  preflight       _inventory.validation.validate   (filter credops.rotation.validate_credentials)
+  dependency map  _inventory.depmap.dependency_map (filter credops.rotation.dependency_map)
+  due (lookup)    rotation_status.report           (lookup credops.rotation.rotation_status), with an
                   in-memory store standing in for Vault/AWS (the network is not what is measured)
   due (filter)    filter due_report on the inventory's last_rotated
 
@@ -32,7 +32,8 @@ sys.path[:0] = [str(ROOT / ".collections"), str(ROOT)]
 
 from ansible_collections.credops.rotation.plugins.filter import rotation as filters  # noqa: E402
 from ansible_collections.credops.rotation.plugins.lookup import rotation_status  # noqa: E402
-from ansible_collections.credops.rotation.plugins.module_utils import _inventory, _policy  # noqa: E402
+from ansible_collections.credops.rotation.plugins.module_utils import _policy  # noqa: E402
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import depmap, validation  # noqa: E402
 
 NOW = datetime.datetime(2025, 6, 1, tzinfo=datetime.timezone.utc)
 TARGET_SECONDS = 3.0
@@ -138,11 +139,11 @@ def main(argv=None):
         return MemoryStore(reads[name])
 
     steps = []
-    (errors, _warnings), figures = measure("preflight (validate)", lambda: _inventory.validate(
+    (errors, _warnings), figures = measure("preflight (validate)", lambda: validation.validate(
         credentials, groups, hosts, NOW), memory)
     steps.append(figures)
     assert errors == [], errors[:5]
-    _map, figures = measure("dependency map", lambda: _inventory.dependency_map(credentials, groups, hosts), memory)
+    _map, figures = measure("dependency map", lambda: depmap.dependency_map(credentials, groups, hosts), memory)
     steps.append(figures)
     rows, figures = measure("due report (lookup path, %d workers)" % args.workers, lambda: rotation_status.report(
         credentials, now=NOW, groups=groups, get_store=get_store, read_endpoints=False, workers=args.workers), memory)

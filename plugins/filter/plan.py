@@ -101,8 +101,8 @@ def certificate_validity(state):
     if serial and key_id and _serial(serial) != _serial(key_id):
         return None, None
     try:
-        _policy.parse_time(not_after)
-        _policy.parse_time(not_before)
+        _time.parse_time(not_after)
+        _time.parse_time(not_before)
     except ValueError:
         return None, None
     return not_before or None, not_after

@@ -6,7 +6,7 @@ and consumer drift.
 
 Each filter is documented in the YAML file of its own name beside this one
 (``ansible-doc -t filter credops.rotation.NAME``). The logic lives in module_utils
-(``_inventory``, ``_policy``) so modules, the lookup and the benchmark share it.
+(``_inventory/*``, ``_policy``) so modules, the lookup and the benchmark share it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -16,7 +16,10 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 from ansible.utils.display import Display
 
-from ansible_collections.credops.rotation.plugins.module_utils import _audit_sinks, _inventory, _policy, _time
+from ansible_collections.credops.rotation.plugins.module_utils import _audit_sinks, _policy, _time
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import (
+    depmap as _depmap, drift as _drift, model as _model, normalize as _normalize, validation as _validation,
+)
 
 display = Display()
 
@@ -38,7 +41,7 @@ def _now(now):
         raise AnsibleFilterError("now: %s" % exc)
 
 
-_first_line = _inventory.first_line
+_first_line = _model.first_line
 
 
 def validate_credentials(credentials, groups=None, hosts=None, now=None, warn=True, check_secrets=True,
@@ -50,9 +53,9 @@ def validate_credentials(credentials, groups=None, hosts=None, now=None, warn=Tr
     otherwise fail the first audit entry, after something changed.
     """
     problems = []
-    credentials = _inventory.resolve(credentials, "", problems)
-    errors, warnings = _inventory.validate(credentials, groups, _hosts_arg(hosts), _now(now),
-                                           check_secrets=check_secrets, require_contact=require_contact)
+    credentials = _model.resolve(credentials, "", problems)
+    errors, warnings = _validation.validate(credentials, groups, _hosts_arg(hosts), _now(now),
+                                            check_secrets=check_secrets, require_contact=require_contact)
     if problems:
         unresolved = set(path for path, _exc in problems)
         errors = ["%s: cannot be templated (%s). Fix: define the variable or correct the expression." % (
@@ -66,8 +69,8 @@ def validate_credentials(credentials, groups=None, hosts=None, now=None, warn=Tr
 
 def credential_warnings(credentials, groups=None, hosts=None, now=None):
     """The warnings (unknown fields, relaxed policy, plain http) as a list of strings."""
-    credentials = _inventory.resolve(credentials, "", [])
-    return _inventory.validate(credentials, groups, _hosts_arg(hosts), _now(now))[1]
+    credentials = _model.resolve(credentials, "", [])
+    return _validation.validate(credentials, groups, _hosts_arg(hosts), _now(now))[1]
 
 
 def _mapping_arg(credentials, filter_name, strict):
@@ -75,7 +78,7 @@ def _mapping_arg(credentials, filter_name, strict):
         raise AnsibleFilterError("%s expects the rotation_credentials mapping, got %s"
                                  % (filter_name, type(credentials).__name__))
     problems = []
-    plain = _inventory.resolve(credentials, "", problems)
+    plain = _model.resolve(credentials, "", problems)
     if problems and strict:
         raise AnsibleFilterError("%s: %s" % (filter_name, "; ".join(
             "%s cannot be templated (%s)" % (path, _first_line(exc)) for path, exc in problems)))
@@ -83,11 +86,11 @@ def _mapping_arg(credentials, filter_name, strict):
 
 
 def normalize_credentials(credentials):
-    return _inventory.normalize_all(_mapping_arg(credentials, "normalize_credentials", True))
+    return _normalize.normalize_all(_mapping_arg(credentials, "normalize_credentials", True))
 
 
 def dependency_map(credentials, groups=None, hosts=None):
-    return _inventory.dependency_map(_mapping_arg(credentials, "dependency_map", False), groups, _hosts_arg(hosts))
+    return _depmap.dependency_map(_mapping_arg(credentials, "dependency_map", False), groups, _hosts_arg(hosts))
 
 
 def due_report(records_with_ages, now=None, groups=None):
@@ -109,7 +112,7 @@ def due_report(records_with_ages, now=None, groups=None):
         raise AnsibleFilterError("due_report expects a list of records with ages or the rotation_credentials "
                                  "mapping, got %s" % type(records_with_ages).__name__)
     if groups is not None:
-        inventory = _inventory.Inventory(groups)
+        inventory = _model.Inventory(groups)
         entries = [dict(e, hosts=_hosts_of(e.get("record"), inventory)) for e in entries]
     try:
         return _policy.due_report(entries, now)
@@ -121,7 +124,7 @@ def _hosts_of(record, inventory):
     hosts = []
     for consumer in (record or {}).get("consumers") or []:
         if isinstance(consumer, dict):
-            for host in _inventory.consumer_hosts(consumer, inventory):
+            for host in _model.consumer_hosts(consumer, inventory):
                 if host not in hosts:
                     hosts.append(host)
     return hosts
@@ -195,23 +198,23 @@ def _edge(src, dst, status):
 # --- discovery / drift ------------------------------------------------------------------------
 
 def env_var_names(credentials):
-    return _inventory.env_var_names(credentials)
+    return _drift.env_var_names(credentials)
 
 
 def kubernetes_targets(credentials):
-    return _inventory.kubernetes_targets(credentials)
+    return _drift.kubernetes_targets(credentials)
 
 
 def systemd_references(env_matches, unit_env_files, unit_env_matches=""):
-    return _inventory.systemd_references(env_matches, unit_env_files, unit_env_matches)
+    return _drift.systemd_references(env_matches, unit_env_files, unit_env_matches)
 
 
 def unit_environment_files(unit_env_files):
-    return _inventory.unit_environment_files(unit_env_files)
+    return _drift.unit_environment_files(unit_env_files)
 
 
 def consumer_drift(credentials, groups=None, systemd_found=None, kubernetes_found=None):
-    return _inventory.consumer_drift(credentials, groups, systemd_found, kubernetes_found)
+    return _drift.consumer_drift(credentials, groups, systemd_found, kubernetes_found)
 
 
 class FilterModule(object):

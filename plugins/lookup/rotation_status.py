@@ -157,7 +157,8 @@ from ansible.module_utils.six.moves.urllib.parse import urlsplit
 from ansible.plugins.lookup import LookupBase
 from ansible.utils.display import Display
 
-from ansible_collections.credops.rotation.plugins.module_utils import _inventory, _policy, _time, _x509
+from ansible_collections.credops.rotation.plugins.module_utils import _policy, _time, _x509
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import model as _model
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 
 display = Display()
@@ -261,7 +262,7 @@ def https_endpoints(name, record, inventory, hostvars=None, limit=20):
         candidates = []
         if hostvars is not None and consumer.get("kind") in ("systemd", "batch"):
             # the record was templated for the host running the report: ask each consumer host
-            for host in _inventory.consumer_hosts(consumer, inventory):
+            for host in _model.consumer_hosts(consumer, inventory):
                 try:
                     candidates.append(hostvars[host]["rotation_credentials"][name]["consumers"][index]["verify"]["url"])
                 except Exception:  # host without the variable, or a template that fails there
@@ -285,7 +286,7 @@ def collect(name, record, get_store, now=None, endpoints=(), endpoint_timeout=5.
     except RotationError as exc:  # names the store and the fix; the credential is the row's
         entry["error"] = exc.message.rstrip(".") + "." + (" Fix: %s" % exc.fix if exc.fix else "")
     except Exception as exc:  # a library error the store did not wrap
-        entry["error"] = "store %s: %s: %s" % (kind, type(exc).__name__, _inventory.first_line(exc))
+        entry["error"] = "store %s: %s: %s" % (kind, type(exc).__name__, _model.first_line(exc))
     if read is not None and "error" not in entry:
         last, source = age_from_store(read, kind)
         absent = read.get("exists") is False or (
@@ -305,12 +306,12 @@ def collect(name, record, get_store, now=None, endpoints=(), endpoint_timeout=5.
                 if dates:
                     found.append((dates, "%s:certificate" % kind))
             except Exception as exc:
-                entry.setdefault("notes", []).append("store certificate unreadable: %s" % _inventory.first_line(exc))
+                entry.setdefault("notes", []).append("store certificate unreadable: %s" % _model.first_line(exc))
             for url in endpoints:
                 try:
                     found.append((peer(url, endpoint_timeout), "endpoint:%s" % url))
                 except Exception as exc:
-                    entry.setdefault("notes", []).append("%s: %s" % (url, _inventory.first_line(exc)))
+                    entry.setdefault("notes", []).append("%s: %s" % (url, _model.first_line(exc)))
             found = [f for f in found if f[0] and f[0].get("not_after")]
             if found:
                 dates, source = min(found, key=lambda f: _time.parse_time(f[0]["not_after"]))
@@ -326,7 +327,7 @@ def report(credentials, names=None, now=None, groups=None, get_store=None, hostv
            endpoint_timeout=5.0, max_endpoints=20, workers=8, peer=peer_certificate_dates):
     """The due rows for ``credentials`` (plain data), reading every store ``workers`` at a time."""
     now = _time.parse_time(now) if now else _time.now()
-    inventory = _inventory.Inventory(groups)
+    inventory = _model.Inventory(groups)
     names = list(names or sorted(credentials))
     unknown = [n for n in names if n not in credentials]
     if unknown:
@@ -374,7 +375,7 @@ def _hosts(record, inventory):
     hosts = []
     for consumer in record.get("consumers") or []:
         if isinstance(consumer, dict):
-            for host in _inventory.consumer_hosts(consumer, inventory):
+            for host in _model.consumer_hosts(consumer, inventory):
                 if host not in hosts:
                     hosts.append(host)
     return hosts
@@ -410,16 +411,16 @@ class LookupModule(LookupBase):
         if not isinstance(credentials, dict):
             raise AnsibleLookupError("rotation_status: rotation_credentials is not defined or not a mapping")
         problems = []
-        credentials = _inventory.resolve(credentials, "", problems)
+        credentials = _model.resolve(credentials, "", problems)
         if problems:
             raise AnsibleLookupError("rotation_status: %s (run the preflight validation first)" % "; ".join(
-                "%s cannot be templated (%s)" % (path, _inventory.first_line(exc)) for path, exc in problems))
+                "%s cannot be templated (%s)" % (path, _model.first_line(exc)) for path, exc in problems))
         groups = self.get_option("groups")
         if groups is None:
             groups = variables.get("groups")
         try:
             return report(credentials, names=[str(t) for t in terms] or None, now=self.get_option("now"),
-                          groups=_inventory.resolve(groups) if groups is not None else None,
+                          groups=_model.resolve(groups) if groups is not None else None,
                           get_store=_registry_get_store, hostvars=variables.get("hostvars"),
                           read_endpoints=self.get_option("read_endpoints"),
                           endpoint_timeout=self.get_option("endpoint_timeout"),

@@ -29,9 +29,7 @@ __metaclass__ = type
 
 import datetime
 
-# UTC, parse_time and format_time stay importable from here (_inventory uses them as _policy.*)
-from ansible_collections.credops.rotation.plugins.module_utils._time import (  # pylint: disable=unused-import
-    UTC, format_time, parse_time)
+from ansible_collections.credops.rotation.plugins.module_utils._time import format_time, parse_time
 
 DAY = datetime.timedelta(days=1)
 

@@ -204,7 +204,7 @@ def test_https_endpoints_are_templated_per_consumer_host():
         return {"rotation_credentials": {"tls": {"consumers": [{"verify": {"url": url}}]}}}
 
     hostvars = {"web1": per_host("https://web1:8443/health"), "web2": per_host("https://web2:8443/health")}
-    inv = rotation_status._inventory.Inventory({"all": ["web1", "web2", "c1"], "web": ["web1", "web2"]})
+    inv = rotation_status._model.Inventory({"all": ["web1", "web2", "c1"], "web": ["web1", "web2"]})
     assert rotation_status.https_endpoints("tls", record, inv, hostvars) == [
         "https://web1:8443/health", "https://web2:8443/health", "https://api.example.org/health"]
     # without hostvars (or hosts that lack the variable) the record's own URL is used

@@ -2,7 +2,8 @@
 import pytest
 
 from ansible_collections.credops.rotation.plugins.filter import rotation as filters
-from ansible_collections.credops.rotation.plugins.module_utils import _inventory as inventory
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import depmap
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import drift as drift_map
 from ansible_collections.credops.rotation.plugins.modules.k8s_discover import deployment_references
 
 GROUPS = {"all": ["web1", "web2", "batch1", "prod-cluster"], "ungrouped": ["prod-cluster"],
@@ -32,7 +33,7 @@ CREDENTIALS = {
 
 
 def test_dependency_map_expands_groups_both_ways():
-    dep = inventory.dependency_map(CREDENTIALS, GROUPS)
+    dep = depmap.dependency_map(CREDENTIALS, GROUPS)
     pay = dep["credentials"]["payment-gateway-api"]
     assert [c["hosts"] for c in pay["consumers"]] == [["web1", "web2"], ["prod-cluster"], ["batch1"]]
     assert pay["hosts"] == ["web1", "web2", "prod-cluster", "batch1"]
@@ -51,23 +52,23 @@ def test_dependency_map_expands_groups_both_ways():
 
 
 def test_dependency_map_without_groups_takes_names_as_hosts():
-    dep = inventory.dependency_map(CREDENTIALS)
+    dep = depmap.dependency_map(CREDENTIALS)
     assert dep["credentials"]["payment-gateway-api"]["consumers"][0]["hosts"] == ["web"]
 
 
 def test_dependency_map_tolerates_broken_records():
-    dep = inventory.dependency_map({"a": None, "b": {"consumers": "x"}, "c": {"consumers": [None, {"kind": "batch"}]}})
+    dep = depmap.dependency_map({"a": None, "b": {"consumers": "x"}, "c": {"consumers": [None, {"kind": "batch"}]}})
     assert dep["credentials"]["a"]["consumers"] == [] and dep["credentials"]["c"]["consumers"][0]["hosts"] == []
 
 
 def test_filters_wrap_the_same_code():
-    assert filters.dependency_map(CREDENTIALS, GROUPS) == inventory.dependency_map(CREDENTIALS, GROUPS)
+    assert filters.dependency_map(CREDENTIALS, GROUPS) == depmap.dependency_map(CREDENTIALS, GROUPS)
     assert filters.env_var_names(CREDENTIALS) == ["DB_PASSWORD", "PAYMENT_API_KEY"]
     assert filters.kubernetes_targets(CREDENTIALS) == {"prod-cluster": {"payments": ["payment-gateway-secret"]}}
 
 
 def test_graph_layout_three_columns_most_urgent_first():
-    dep = inventory.dependency_map(CREDENTIALS, GROUPS)
+    dep = depmap.dependency_map(CREDENTIALS, GROUPS)
     rows = [{"credential": "billing-db", "status": "overdue"}, {"credential": "payment-gateway-api", "status": "ok"}]
     graph = filters.dependency_graph(dep, rows)
     creds = [n for n in graph["nodes"] if n["column"] == "credential"]
@@ -97,7 +98,7 @@ UNIT_ENV_GREP = """/etc/systemd/system/legacy.service:PAYMENT_API_KEY
 
 
 def test_systemd_references_map_files_to_units():
-    refs = inventory.systemd_references(ENV_GREP, UNIT_ENV_FILES, UNIT_ENV_GREP)
+    refs = drift_map.systemd_references(ENV_GREP, UNIT_ENV_FILES, UNIT_ENV_GREP)
     assert refs == [
         {"env_var": "DB_PASSWORD", "file": "/etc/billing/env", "units": ["billing.service"]},
         {"env_var": "PAYMENT_API_KEY", "file": "/etc/application/environment", "units": ["application.service"]},
@@ -107,11 +108,11 @@ def test_systemd_references_map_files_to_units():
 
 
 def test_unit_environment_files_and_unit_names():
-    assert inventory.unit_environment_files(UNIT_ENV_FILES) == [
+    assert drift_map.unit_environment_files(UNIT_ENV_FILES) == [
         "/etc/application/environment", "/etc/billing/env", "/etc/billing/extra"]
-    assert inventory.unit_name("/etc/systemd/system/x.service.d/10-env.conf") == "x.service"
-    assert inventory.unit_name("/lib/systemd/system/x.service") == "x.service"
-    assert inventory.systemd_references("", "", "") == []
+    assert drift_map.unit_name("/etc/systemd/system/x.service.d/10-env.conf") == "x.service"
+    assert drift_map.unit_name("/lib/systemd/system/x.service") == "x.service"
+    assert drift_map.systemd_references("", "", "") == []
 
 
 # --- drift, both ways ---------------------------------------------------------------------------
@@ -144,7 +145,7 @@ BILL = ("DB_PASSWORD", "/etc/billing/env", ["billing.service"])
      {"unlisted": [], "missing": [], "mismatched": [("web1", "PAYMENT_API_KEY", "/etc/application/environment")]}),
 ])
 def test_systemd_drift_both_ways(case, systemd_found, expect):
-    drift = inventory.consumer_drift(CREDENTIALS, GROUPS, systemd_found,
+    drift = drift_map.consumer_drift(CREDENTIALS, GROUPS, systemd_found,
                                      {"prod-cluster": [{"namespace": "payments", "deployment": "mobile-backend",
                                                         "secret": "payment-gateway-secret", "via": "envFrom"}]})
     for key in ("unlisted", "missing", "mismatched"):
@@ -153,7 +154,7 @@ def test_systemd_drift_both_ways(case, systemd_found, expect):
 
 
 def test_drift_messages_name_credential_and_fix_direction():
-    drift = inventory.consumer_drift(CREDENTIALS, GROUPS,
+    drift = drift_map.consumer_drift(CREDENTIALS, GROUPS,
                                      {"web1": found(APP, BILL, ("PAYMENT_API_KEY", "/etc/cron/env", ["cron.service"])),
                                       "web2": found(BILL)}, {})
     assert drift["unlisted"][0]["message"] == ("host web1: /etc/cron/env sets PAYMENT_API_KEY (units: cron.service) "
@@ -176,7 +177,7 @@ def test_drift_messages_name_credential_and_fix_direction():
 ])
 def test_kubernetes_drift_both_ways(case, k8s_found, unlisted, missing):
     refs = [{"namespace": n, "deployment": d, "secret": s, "via": "envFrom in container app"} for n, d, s in k8s_found]
-    drift = inventory.consumer_drift(CREDENTIALS, GROUPS, {}, {"prod-cluster": refs})
+    drift = drift_map.consumer_drift(CREDENTIALS, GROUPS, {}, {"prod-cluster": refs})
     assert [(d["namespace"], d["deployment"]) for d in drift["unlisted"]] == unlisted, case
     assert [(d["namespace"], d["deployment"]) for d in drift["missing"]] == missing, case
 
@@ -184,7 +185,7 @@ def test_kubernetes_drift_both_ways(case, k8s_found, unlisted, missing):
 def test_kubernetes_unlisted_message():
     refs = [{"namespace": "payments", "deployment": "reports", "secret": "payment-gateway-secret",
              "via": "env API_KEY in container app"}]
-    drift = inventory.consumer_drift(CREDENTIALS, GROUPS, {}, {"prod-cluster": refs})
+    drift = drift_map.consumer_drift(CREDENTIALS, GROUPS, {}, {"prod-cluster": refs})
     assert drift["unlisted"][0]["message"] == (
         "deployment payments/reports on prod-cluster uses Secret payment-gateway-secret (env API_KEY in container app) "
         "but no consumer of payment-gateway-api lists it")

@@ -5,7 +5,7 @@ import datetime
 import pytest
 import yaml
 
-from ansible_collections.credops.rotation.plugins.module_utils import _inventory as inventory
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import checks, fields, model, normalize, validation
 
 # The contract's example, as written in /shared/spec/inventory.md (templates resolved).
 CONTRACT = yaml.safe_load(r"""
@@ -114,7 +114,7 @@ NAME = "payment-gateway-api"
 
 
 def validate(credentials):
-    return inventory.validate(credentials, GROUPS, HOSTS, NOW)
+    return validation.validate(credentials, GROUPS, HOSTS, NOW)
 
 
 def test_the_contract_example_passes_without_errors_or_warnings():
@@ -370,15 +370,102 @@ def test_fields_the_modules_would_refuse_are_errors(block, field):
     assert "unknown field, the modules refuse it" in errors[0]
 
 
+# Fields no specific check covers get the structural checks of the modules' argument spec
+# (type, elements, choices): what a module would refuse once the run started, preflight refuses.
+SPEC_CHECKED = [
+    ("aws-revoke-mode", "integration-aws-key", "issuer.revoke_mode", "remove",
+     "integration-aws-key.issuer.revoke_mode: 'remove' is not one of the choices. Fix: use one of: delete, deactivate."),
+    ("aws-wait-timeout", "integration-aws-key", "issuer.wait_timeout", "long",
+     "integration-aws-key.issuer.wait_timeout: 'long' is not a whole number. "
+     "Fix: give a whole number, as the modules' argument spec declares it."),
+    ("aws-delete-inactive", "integration-aws-key", "issuer.delete_inactive", "maybe",
+     "integration-aws-key.issuer.delete_inactive: 'maybe' is not true or false. "
+     "Fix: give true or false, as the modules' argument spec declares it."),
+    ("http-timeout", "billing-db", "issuer.timeout", "slow",
+     "billing-db.issuer.timeout: 'slow' is not a number. Fix: give a number, as the modules' argument spec declares it."),
+    ("pki-alt-names", "api-tls", "issuer.alt_names", {"a": "b"},
+     "api-tls.issuer.alt_names: {'a': 'b'} is not a list of strings. "
+     "Fix: give a list of strings, as the modules' argument spec declares it."),
+    ("store-timeout", "billing-db", "store.timeout", "soon",
+     "billing-db.store.timeout: 'soon' is not a whole number. Fix: give a whole number, as the modules' argument spec declares it."),
+    ("store-auth-method", "billing-db", "store.auth_method", "ldap",
+     "billing-db.store.auth_method: 'ldap' is not one of the choices. Fix: use one of: token, approle."),
+    ("aws-store-validate-certs", "integration-aws-key", "store.validate_certs", "sometimes",
+     "integration-aws-key.store.validate_certs: 'sometimes' is not true or false. "
+     "Fix: give true or false, as the modules' argument spec declares it."),
+]
+
+
+@pytest.mark.parametrize("case_id,name,path,value,expected", SPEC_CHECKED, ids=[b[0] for b in SPEC_CHECKED])
+def test_the_argspec_structural_checks_name_credential_and_field(case_id, name, path, value, expected):
+    credentials = copy.deepcopy(OTHERS)
+    _set(credentials[name], path, value)
+    assert validate(credentials)[0] == [expected]
+
+
+@pytest.mark.parametrize("path, value", [
+    ("store.timeout", "30"),             # the module converts it, as Ansible does
+    ("issuer.validate_certs", "yes"),
+    ("issuer.alt_names", "a.example.org,b.example.org"),
+    ("store.timeout", "{{ store_timeout }}"),  # templated: shape only
+])
+def test_what_the_argspec_converts_or_a_template_passes(path, value):
+    credentials = copy.deepcopy(OTHERS)
+    _set(credentials["api-tls"], path, value)
+    assert validate(credentials)[0] == []
+
+
+def test_argspec_checks_do_not_repeat_a_specific_check():
+    credentials = copy.deepcopy(OTHERS)
+    credentials["billing-db"]["issuer"]["port"] = "not-a-port"
+    assert validate(credentials)[0] == [
+        "billing-db.issuer.port: 'not-a-port' is not a TCP port. Fix: write a number from 1 to 65535 (default 5432)."]
+
+
+def test_argspec_checks_never_show_a_secret_value():
+    report = checks.Report()
+    checks.check_declared(report, "cred.issuer", {"pin": "s3cr3t-pin", "auth": {"code": "s3cr3t-code"}},
+                          {"pin": dict(type="int", no_log=True),
+                           "auth": dict(type="dict", options=dict(code=dict(type="int", no_log=True)))})
+    assert report.errors == [
+        "cred.issuer.pin: the value is not a whole number. Fix: give a whole number, as the modules' argument spec declares it.",
+        "cred.issuer.auth.code: the value is not a whole number. "
+        "Fix: give a whole number, as the modules' argument spec declares it."]
+
+
+def test_the_postgres_sslmode_choices_are_the_argspec_s():
+    from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUERS
+    credentials = copy.deepcopy(OTHERS)
+    credentials["billing-db"]["issuer"]["sslmode"] = "strict"
+    assert validate(credentials)[0] == [
+        "billing-db.issuer.sslmode: unknown sslmode 'strict'. Fix: use one of: %s."
+        % ", ".join(ISSUERS["postgres"].ARGSPEC["sslmode"]["choices"])]
+
+
 def test_every_field_the_modules_accept_is_known_to_preflight():
-    from ansible_collections.credops.rotation.plugins.module_utils import _inventory
     from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUERS
     from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import STORE_ARGSPEC
     for kind, cls in ISSUERS.items():
-        assert set(cls.ARGSPEC) <= set(_inventory.KNOWN["issuer." + kind])
-    assert set(STORE_ARGSPEC) == set(_inventory.ACCEPTED["store"])
-    assert set(_inventory.KNOWN["store.vault_kv2"]) | set(_inventory.KNOWN["store.aws_secretsmanager"]) == set(STORE_ARGSPEC)
-    assert set(_inventory.KNOWN["create"]) == set(ISSUERS["rest"].ARGSPEC["create"]["options"])
+        assert set(cls.ARGSPEC) <= set(fields.KNOWN["issuer." + kind])
+    assert set(STORE_ARGSPEC) == set(fields.ACCEPTED["store"])
+    assert set(fields.KNOWN["store.vault_kv2"]) | set(fields.KNOWN["store.aws_secretsmanager"]) == set(STORE_ARGSPEC)
+    assert set(fields.KNOWN["create"]) == set(ISSUERS["rest"].ARGSPEC["create"]["options"])
+
+
+def _without_defaults(spec):
+    out = {}
+    for name, option in spec.items():
+        option = dict((k, v) for k, v in option.items() if k not in ("default", "required"))
+        if "options" in option:
+            option["options"] = _without_defaults(option["options"])
+        out[name] = option
+    return out
+
+
+def test_the_sender_block_is_declared_as_the_webhook_sender_module_checks_it():
+    """fields mirrors _sender.SENDER_ARGSPEC (importing _sender would load cryptography into preflight)."""
+    from ansible_collections.credops.rotation.plugins.module_utils._sender import SENDER_ARGSPEC
+    assert fields.SPECS["sender"] == _without_defaults(SENDER_ARGSPEC)
 
 
 def test_relaxed_policy_and_plain_http_warn():
@@ -407,13 +494,13 @@ def test_check_secrets_false_allows_a_missing_admin_token():
     assert validate(credentials)[0] == [
         "payment-gateway-api.issuer.auth.token: missing or empty (needed by auth type bearer). "
         "Fix: set it, from the environment or Ansible Vault rather than in clear."]
-    assert inventory.validate(credentials, GROUPS, HOSTS, NOW, check_secrets=False)[0] == []
+    assert validation.validate(credentials, GROUPS, HOSTS, NOW, check_secrets=False)[0] == []
 
 
 def test_without_inventory_hosts_are_not_checked():
     credentials = copy.deepcopy(CONTRACT)
     credentials[NAME]["consumers"][0]["hosts"] = "somewhere"
-    assert inventory.validate(credentials, None, None, NOW)[0] == []
+    assert validation.validate(credentials, None, None, NOW)[0] == []
 
 
 def test_templated_values_are_shape_checked_only():
@@ -424,7 +511,7 @@ def test_templated_values_are_shape_checked_only():
 
 def test_normalize_fills_defaults_and_does_not_mutate():
     original = copy.deepcopy(OTHERS)
-    normal = inventory.normalize_all(OTHERS)
+    normal = normalize.normalize_all(OTHERS)
     assert OTHERS == original
     db = normal["billing-db"]
     assert db["name"] == "billing-db" and db["risk"] == "high"
@@ -432,13 +519,13 @@ def test_normalize_fills_defaults_and_does_not_mutate():
     assert normal["integration-aws-key"]["risk"] == "standard"
     assert normal["integration-aws-key"]["store"] == {"kind": "aws_secretsmanager", "secret_id": "integration-aws-key"}
     assert normal["api-tls"]["consumers"][0]["verify"]["status"] == [200]
-    pay = inventory.normalize(NAME, CONTRACT[NAME])
+    pay = normalize.normalize(NAME, CONTRACT[NAME])
     assert pay["issuer"]["revoke"]["method"] == "DELETE" and pay["issuer"]["test"]["format"] == "Bearer {secret}"
     assert pay["store"]["field"] == "api_key"
     assert pay["last_rotated"] == "2024-08-15T10:30:00Z"
-    assert inventory.normalize("x", {"type": "api_key", "last_rotated": datetime.date(2024, 1, 2)})["last_rotated"] \
+    assert normalize.normalize("x", {"type": "api_key", "last_rotated": datetime.date(2024, 1, 2)})["last_rotated"] \
         == "2024-01-02T00:00:00Z"
-    assert inventory.normalize("x", {})["consumers"] == []
+    assert normalize.normalize("x", {})["consumers"] == []
 
 
 def test_resolve_reports_values_that_cannot_be_templated():
@@ -449,9 +536,9 @@ def test_resolve_reports_values_that_cannot_be_templated():
             return dict.__getitem__(self, key)
 
     problems = []
-    plain = inventory.resolve({"x": {"store": Lazy(kind="vault_kv2", url="{{ vault_addr }}")}}, "", problems)
+    plain = model.resolve({"x": {"store": Lazy(kind="vault_kv2", url="{{ vault_addr }}")}}, "", problems)
     assert plain == {"x": {"store": {"kind": "vault_kv2", "url": None}}}
-    assert [(p, inventory.first_line(e)) for p, e in problems] == [("x.store.url", "'vault_addr' is undefined")]
+    assert [(p, model.first_line(e)) for p, e in problems] == [("x.store.url", "'vault_addr' is undefined")]
 
 
 # --- webhook_rotate.yml: the sender block and the receivers' delivery logs ------------------
@@ -513,6 +600,10 @@ BAD_SENDER = [
     ("webhook-id-missing", "sender.webhook_id", DELETE, "payments-webhook.sender.webhook_id: missing. Fix: give the id"),
     ("webhook-id-empty-list", "sender.webhook_id", [], "sender.webhook_id: missing"),
     ("webhook-id-mapping", "sender.webhook_id", {"id": 1}, "sender.webhook_id: {'id': 1} is not a webhook id"),
+    ("sender-validate-certs", "sender.validate_certs", "maybe",
+     "payments-webhook.sender.validate_certs: 'maybe' is not true or false. Fix: give true or false, as the modules'"),
+    ("sender-headers", "sender.headers", ["X-A: 1"],
+     "payments-webhook.sender.headers: ['X-A: 1'] is not a mapping. Fix: give a mapping, as the modules'"),
     ("webhook-id-bool", "sender.webhook_id", True, "sender.webhook_id: True is not a webhook id"),
     ("webhook-id-path", "sender.webhook_id", "hooks/we_1", "sender.webhook_id: 'hooks/we_1' has characters an id cannot have"),
     ("switch-missing", "sender.switch", DELETE, "payments-webhook.sender.switch: missing. Fix: describe the request that sets the signing secret"),

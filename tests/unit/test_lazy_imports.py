@@ -38,7 +38,7 @@ def test_loading_the_issuer_and_store_registries_imports_no_heavy_library():
 def test_preflight_validation_imports_no_http_library():
     loaded = _fresh("""
         import sys
-        from ansible_collections.credops.rotation.plugins.module_utils import _inventory
+        from ansible_collections.credops.rotation.plugins.module_utils._inventory import validation
         print(" ".join(m for m in ("ansible.module_utils.urls", "cryptography", "jmespath") if m in sys.modules))
     """)
     assert loaded == ["jmespath"]

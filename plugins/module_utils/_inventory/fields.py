@@ -1,0 +1,223 @@
+# -*- coding: utf-8 -*-
+# Copyright: credops.rotation contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Which fields each block of a ``rotation_credentials`` record has, declared once.
+
+Each block is declared like an Ansible argument spec (``type``, ``elements``, ``choices``,
+``options``), so preflight (``validation``), the JSON Schema (``schema``) and the modules agree:
+
+- the issuer and store blocks go to the modules as they are, and a module refuses a field
+  its argument spec does not know (Unsupported parameters), possibly after something changed
+  (the store step comes after the issue step). So their fields ARE those argument specs
+  (``ISSUERS[kind].ARGSPEC``, ``HTTP_ARGSPEC``, ``STORE_ARGSPEC``): a field of another kind is
+  ignored (a warning), a field no kind has is an error (``ACCEPTED``);
+- the record, its consumers and their verify blocks are read by the roles only: a field not
+  declared here is warned about, and ignored (the contract lets fields be added);
+- fields a runbook adds to a block are declared in ``ADDED_FIELDS``, beside the runbook that
+  reads them, and merged here, once, when the tables are built: nothing patches them later.
+
+``SPECS`` (block -> options), ``KNOWN`` (block -> field names) and ``ACCEPTED`` (block -> what
+the modules accept at all) are built once at import and never changed afterwards.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+from ansible_collections.credops.rotation.plugins.module_utils import _policy
+from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
+from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUER_ARGSPEC, ISSUERS
+from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import (
+    STORE_ARGSPEC, STORE_REQUIRED_IF, STORES,
+)
+
+ISSUER_KINDS = tuple(ISSUERS)
+STORE_KINDS = tuple(STORES)
+CONSUMER_KINDS = ("systemd", "kubernetes", "batch")
+AUTH_TYPES = ("bearer", "basic", "header")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+# The rest issuer's request blocks (and its auth block): what is known there is all that is accepted.
+REST_BLOCKS = ("auth", "create", "revoke", "test", "usage")
+# STORE_ARGSPEC is the union of both kinds: these four are aws_secretsmanager's own
+AWS_STORE_ONLY = ("secret_id", "region", "endpoint_url", "profile")
+_AWS_STORE_SHARED = ("field", "validate_certs", "ca_cert", "timeout")
+
+
+def _str():
+    return dict(type="str")
+
+
+_VERIFY = dict(
+    url=_str(),
+    status=dict(type="raw"),  # a status or a list of them
+    json=dict(type="dict"),  # JMESPath -> expected value
+    method=_str(),
+    validate_certs=dict(type="bool"),
+    ca_path=dict(type="path"),
+)
+
+_RECORD = dict(
+    type=dict(type="str", choices=list(_policy.TYPES)),
+    risk=dict(type="str", choices=list(_policy.RISKS)),
+    max_age_days=dict(type="int"),
+    rotation_contact=_str(),
+    last_rotated=_str(),
+    issuer=dict(type="dict"),
+    store=dict(type="dict"),
+    consumers=dict(type="list", elements="dict"),
+    description=dict(type="raw"),
+    notes=dict(type="raw"),
+    tags=dict(type="raw"),
+)
+
+# What the deploy role and the verify step use (anything else is warned about, and ignored).
+_CONSUMERS = {
+    "systemd": dict(
+        name=_str(), kind=_str(), hosts=dict(type="raw"),  # a host or group, or a list of them
+        env_file=dict(type="path"), env_var=_str(), service=_str(),
+        verify=dict(type="dict", options=_VERIFY),
+    ),
+    "kubernetes": dict(
+        name=_str(), kind=_str(), cluster=_str(), namespace=_str(), external_secret=_str(), secret=_str(),
+        secret_key=_str(), deployments=dict(type="list", elements="str"),
+        verify=dict(type="dict", options=_VERIFY), wait_timeout=dict(type="int"),
+    ),
+    "batch": dict(
+        name=_str(), kind=_str(), hosts=dict(type="raw"), env_file=dict(type="path"), env_var=_str(),
+        verify=dict(type="dict", options=_VERIFY),
+    ),
+}
+
+# The sender block goes to the module webhook_sender as it is, which checks it with
+# _sender.SENDER_ARGSPEC; that module imports what preflight must not (cryptography), so its
+# fields are mirrored here (without defaults), and a unit test keeps the two the same.
+_CALL = dict(method=_str(), path=_str())
+_STATUSES = dict(type="list", elements="int")
+_SENDER = dict(
+    base_url=_str(),
+    auth=dict(type="dict", options=dict(
+        type=dict(type="str", choices=list(AUTH_TYPES)),
+        token=dict(type="str", no_log=True),
+        username=_str(),
+        password=dict(type="str", no_log=True),
+        name=_str(),
+        value=dict(type="str", no_log=True),
+    )),
+    webhook_id=dict(type="raw"),  # an id or a list of them
+    switch=dict(type="dict", options=dict(_CALL, body=dict(type="raw"), form=dict(type="dict"), expect_status=_STATUSES)),
+    test=dict(type="dict", options=dict(_CALL, body=dict(type="raw"), expect_status=_STATUSES, json=dict(type="dict"))),
+    signature=dict(type="dict", options=dict(header=_str(), format=_str(), payload_format=_str())),
+    headers=dict(type="dict"),
+    validate_certs=dict(type="bool"),
+    ca_path=dict(type="path"),
+    timeout=dict(type="float"),
+    retries=dict(type="int"),
+)
+
+#: Fields runbooks add to a block (the contract allows added fields): (who reads them, block, options).
+ADDED_FIELDS = (
+    # webhook_rotate.yml (docs/runbooks/webhook.md, ansible-doc credops.rotation.webhook_sender):
+    # the sender's API, described like a rest issuer, on a webhook_secret record ...
+    ("webhook_rotate.yml", "record", dict(sender=dict(type="dict", options=_SENDER))),
+    # ... and the receiver's delivery log on a systemd consumer
+    ("webhook_rotate.yml", "consumer.systemd", dict(deliveries=dict(type="dict", options=dict(
+        url=_str(), list_path=_str(), matched_path=_str())))),
+    # database and AWS rotation (docs/runbooks/aws.md, docs/runbooks/database.md): the variable
+    # that gets the key id, written beside env_var
+    ("aws and database runbooks", "consumer.systemd", dict(id_env_var=_str())),
+    # certificates (docs/runbooks/certificates.md): a systemd consumer that serves TLS gets the
+    # certificate and its chain, the private key (mode 0600), optionally the CA chain, and may
+    # reload instead of restart
+    ("certificates runbook", "consumer.systemd", dict(
+        cert_file=dict(type="path"), key_file=dict(type="path"), ca_file=dict(type="path"),
+        reload=dict(type="bool"))),
+)
+
+
+def _issuer_spec(kind):
+    spec = dict(kind=dict(type="str", choices=[kind]))
+    for name, option in HTTP_ARGSPEC.items():
+        option = dict(option)
+        option.pop("default", None)
+        spec[name] = option
+    spec.update(copy.deepcopy(ISSUERS[kind].ARGSPEC))
+    return spec
+
+
+def _store_spec(kind):
+    if kind == "aws_secretsmanager":
+        names = ("kind",) + AWS_STORE_ONLY + _AWS_STORE_SHARED
+    else:
+        names = tuple(k for k in STORE_ARGSPEC if k not in AWS_STORE_ONLY)
+    spec = dict((name, copy.deepcopy(STORE_ARGSPEC[name])) for name in names)
+    spec["kind"] = dict(type="str", choices=[kind])
+    return spec
+
+
+def _build_specs():
+    specs = {"record": copy.deepcopy(_RECORD)}
+    for kind, options in _CONSUMERS.items():
+        specs["consumer." + kind] = copy.deepcopy(options)
+        specs["consumer." + kind]["kind"] = dict(type="str", choices=[kind])
+    for _reader, block, options in ADDED_FIELDS:
+        specs[block].update(copy.deepcopy(options))
+    specs["verify"] = copy.deepcopy(_VERIFY)
+    for kind in ISSUERS:
+        specs["issuer." + kind] = _issuer_spec(kind)
+    for block in REST_BLOCKS:
+        specs[block] = copy.deepcopy(ISSUERS["rest"].ARGSPEC[block]["options"])
+    for kind in STORES:
+        specs["store." + kind] = _store_spec(kind)
+    sender = specs["record"]["sender"]["options"]
+    specs["sender"] = sender
+    for block in ("switch", "test", "signature"):
+        specs["sender." + block] = sender[block]["options"]
+    specs["deliveries"] = specs["consumer.systemd"]["deliveries"]["options"]
+    return specs
+
+
+#: block -> its options, argspec-shaped ("record", "consumer.<kind>", "verify", "issuer.<kind>",
+#: "auth", "create", "revoke", "test", "usage", "store.<kind>", "sender", "sender.<block>", "deliveries")
+SPECS = _build_specs()
+
+#: block -> the names of its fields (unknown ones are warned about)
+KNOWN = dict((block, tuple(options)) for block, options in SPECS.items())
+
+#: what the modules accept at all, per block (the union over the kinds); in the rest
+#: issuer's sub-blocks what is known is all that is accepted
+ACCEPTED = dict([("issuer", tuple(ISSUER_ARGSPEC["options"])), ("store", tuple(STORE_ARGSPEC))]
+                + [(block, KNOWN[block]) for block in REST_BLOCKS])
+
+#: what preflight requires in a block (the JSON Schema's ``required``; ``validation`` says, field
+#: by field, why and how to fix it). The store kinds' come from STORE_REQUIRED_IF.
+REQUIRED = dict([
+    ("record", ("type", "rotation_contact", "issuer", "store", "consumers")),
+    ("consumer.systemd", ("name", "kind", "hosts", "service")),
+    ("consumer.kubernetes", ("name", "kind", "cluster", "namespace", "deployments")),
+    ("consumer.batch", ("name", "kind")),
+    ("verify", ("url",)),
+    ("issuer.rest", ("kind", "base_url", "auth", "create", "revoke")),
+    ("auth", ("type",)),
+    ("create", ("path", "secret_path")),
+    ("revoke", ("path",)),
+    ("test", ("path", "header")),
+    ("usage", ("path", "events_path", "time_path")),
+    ("issuer.aws_iam", ("kind", "user_name")),
+    ("issuer.postgres", ("kind", "host", "db", "admin_user")),
+    ("issuer.vault_pki", ("kind", "mount", "role", "common_name", "ttl")),
+    ("issuer.generated", ("kind",)),
+    ("sender", ("base_url", "auth", "webhook_id", "switch")),
+    ("sender.switch", ("path",)),
+    ("sender.test", ("path",)),
+    ("deliveries", ("url",)),
+] + [("store." + value, ("kind",) + tuple(fields)) for key, value, fields in STORE_REQUIRED_IF if key == "kind"])
+
+#: blocks that need one of several sets of fields
+REQUIRED_ONE_OF = {
+    "consumer.systemd": (("env_file", "env_var"), ("cert_file",)),  # a TLS consumer gets files
+    "consumer.kubernetes": (("secret",), ("external_secret",)),
+    "issuer.postgres": (("role",), ("roles",)),  # the single-role or the alternating procedure
+}

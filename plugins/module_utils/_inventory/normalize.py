@@ -1,0 +1,62 @@
+# -*- coding: utf-8 -*-
+# Copyright: credops.rotation contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A record with the contract's defaults filled in (what the roles read)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.credops.rotation.plugins.module_utils import _policy, _time
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import is_int, plain
+
+
+def normalize(name, record):
+    """One record with the contract's defaults filled in (a new dict; the input is not changed).
+
+    Adds ``name``; risk standard; vault_kv2 store.field value and store.mount secret
+    (aws_secretsmanager without field: the whole SecretString is the value);
+    rest issuer methods POST/DELETE/GET and test.format "{secret}"; postgres port 5432;
+    expect_status/verify.status as lists (verify.status default [200]); consumers default [].
+    """
+    out = plain(record or {})
+    out["name"] = name
+    if out.get("last_rotated") not in (None, ""):
+        try:
+            out["last_rotated"] = _time.format_time(out["last_rotated"])
+        except ValueError:
+            pass  # validation reports it
+    if out.get("risk") in (None, ""):
+        out["risk"] = _policy.DEFAULT_RISK
+    issuer = out.get("issuer")
+    if isinstance(issuer, dict):
+        if issuer.get("kind") == "rest":
+            for section, method in (("create", "POST"), ("revoke", "DELETE"), ("test", "GET"), ("usage", "GET")):
+                part = issuer.get(section)
+                if isinstance(part, dict):
+                    part["method"] = str(part.get("method") or method).upper()
+                    if is_int(part.get("expect_status")):
+                        part["expect_status"] = [part["expect_status"]]
+            if isinstance(issuer.get("test"), dict):
+                issuer["test"].setdefault("format", "{secret}")
+        elif issuer.get("kind") == "postgres":
+            issuer.setdefault("port", 5432)
+    store = out.get("store")
+    if isinstance(store, dict) and store.get("kind") == "vault_kv2":
+        # aws_secretsmanager: no field means the whole SecretString is the value
+        store.setdefault("field", "value")
+        store.setdefault("mount", "secret")
+    consumers = out.get("consumers")
+    if consumers is None:
+        out["consumers"] = consumers = []
+    for consumer in consumers if isinstance(consumers, list) else []:
+        verify = consumer.get("verify") if isinstance(consumer, dict) else None
+        if isinstance(verify, dict):
+            status = verify.get("status", 200)
+            verify["status"] = status if isinstance(status, list) else [status]
+            verify["method"] = str(verify.get("method") or "GET").upper()
+    return out
+
+
+def normalize_all(credentials):
+    return dict((name, normalize(name, record)) for name, record in (credentials or {}).items())

@@ -1,0 +1,264 @@
+# -*- coding: utf-8 -*-
+# Copyright: credops.rotation contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Preflight of the fields the runbooks add to a record (``fields.ADDED_FIELDS``): the
+webhook handshake's sender and delivery logs, key ids beside the value (id_env_var) and
+alternating postgres roles, TLS files; and the check that no two credentials write the same
+variable of the same file on one host."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.checks import (
+    HEADER_NAME, carries, check_api_path, check_auth, check_declared, check_jmespath, check_mapping,
+    check_method, check_statuses, check_url,
+)
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import SPECS
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import ENV_VAR, is_int, is_str, show, templated
+
+
+# --- webhook_rotate.yml: the sender block and the receivers' delivery logs -------------------
+# See docs/runbooks/webhook.md and ansible-doc credops.rotation.webhook_sender.
+
+# Suffixes of the env vars webhook_rotate.yml writes beside a receiver's env_var.
+WEBHOOK_ENV_SUFFIXES = ("_NEW", "_OLD")
+
+
+def _webhook_id(report, path, value):
+    fix = "give the id of the sender's webhook endpoint that signs with this secret (or a list of ids)"
+    if value in (None, "", []):
+        report.error(path, "missing", fix)
+        return
+    for item in value if isinstance(value, list) else [value]:
+        if isinstance(item, bool) or not (is_str(item) or is_int(item)):
+            report.error(path, "%s is not a webhook id" % show(item), fix)
+            return
+        if isinstance(item, str) and not templated(item) and any(c in item for c in "/?#{} "):
+            report.error(path, "%s has characters an id cannot have ('/', '?', '#', braces, spaces)"
+                         % show(item), "give the bare id; the path goes in switch.path / test.path")
+
+
+def _validate_sender(report, path, sender):
+    report.unknown_fields(path, sender, "sender")
+    check_url(report, path + ".base_url", sender.get("base_url"), what="sender API's base URL",
+              secret_travels="the admin credentials and the new signing secret")
+    check_auth(report, path + ".auth", sender.get("auth"),
+               "give the sender API's admin credentials, e.g. `auth: {type: bearer, token: \"{{ lookup("
+               "'ansible.builtin.env', 'SENDER_ADMIN_TOKEN') }}\"}`")
+    _webhook_id(report, path + ".webhook_id", sender.get("webhook_id"))
+    switch = sender.get("switch")
+    if check_mapping(report, path + ".switch", switch, True,
+                     "describe the request that sets the signing secret, e.g. `switch: {method: PATCH, path: "
+                     "\"/v1/webhooks/{id}\", body: {secret: \"{secret}\"}}`"):
+        spath = path + ".switch"
+        report.unknown_fields(spath, switch, "sender.switch")
+        check_method(report, spath + ".method", switch.get("method"), "PATCH")
+        check_api_path(report, spath + ".path", switch.get("path"), ("id",), example="/v1/webhooks/{id}")
+        if "body" in switch and "form" in switch:
+            report.error(spath, "both body and form are given", "use body for JSON, form for form-encoded, not both")
+        if "form" in switch and not isinstance(switch.get("form"), dict):
+            report.error(spath + ".form", "must be a mapping of form fields", "write e.g. `form: {secret: \"{secret}\"}`")
+        elif not carries(switch.get("body"), "{secret}") and not carries(switch.get("form"), "{secret}"):
+            report.error(spath + ".body", "does not carry the new secret (no \"{secret}\" in body or form)",
+                         "write where the secret goes, e.g. `body: {secret: \"{secret}\"}`")
+        check_statuses(report, spath + ".expect_status", switch.get("expect_status"))
+    test = sender.get("test")
+    if check_mapping(report, path + ".test", test, False, "describe the request that makes the sender deliver a test event"):
+        tpath = path + ".test"
+        report.unknown_fields(tpath, test, "sender.test")
+        check_method(report, tpath + ".method", test.get("method"), "POST")
+        check_api_path(report, tpath + ".path", test.get("path"), ("id",), example="/v1/webhooks/{id}/test")
+        check_statuses(report, tpath + ".expect_status", test.get("expect_status"))
+        checks = test.get("json")
+        if checks is not None:
+            if not isinstance(checks, dict):
+                report.error(tpath + ".json", "must be a mapping of JMESPath to expected value",
+                             "write e.g. `json: {delivered: true}`")
+            else:
+                for key in checks:
+                    check_jmespath(report, "%s.json[%s]" % (tpath, show(key)), key, example="delivered")
+    signature = sender.get("signature")
+    if check_mapping(report, path + ".signature", signature, False, "describe how deliveries are signed"):
+        gpath = path + ".signature"
+        report.unknown_fields(gpath, signature, "sender.signature")
+        header = signature.get("header")
+        if header is not None and (not is_str(header) or not HEADER_NAME.match(header)):
+            report.error(gpath + ".header", "%s is not an HTTP header name" % show(header),
+                         "name the header that carries the signature, e.g. `header: X-Webhook-Signature`")
+        for field, token, example in (("format", "{signature}", "t={timestamp},v1={signature}"),
+                                      ("payload_format", "{payload}", "{timestamp}.{payload}")):
+            value = signature.get(field)
+            if value is not None and (not isinstance(value, str) or token not in value):
+                report.error("%s.%s" % (gpath, field), "%s does not contain %s" % (show(value), token),
+                             "write e.g. `%s: \"%s\"`" % (field, example))
+    for field in ("timeout", "retries"):
+        value = sender.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            report.error("%s.%s" % (path, field), "%s is not a non-negative number" % show(value),
+                         "write e.g. `%s: %s`" % (field, 10 if field == "timeout" else 3))
+
+
+def _validate_deliveries(report, path, deliveries):
+    if not check_mapping(report, path, deliveries, False, "describe the receiver's delivery log: url, list_path, matched_path"):
+        return
+    report.unknown_fields(path, deliveries, "deliveries")
+    check_url(report, path + ".url", deliveries.get("url"), what="delivery-log URL")
+    check_jmespath(report, path + ".list_path", deliveries.get("list_path"), required=False, example="deliveries")
+    check_jmespath(report, path + ".matched_path", deliveries.get("matched_path"), required=False, example="matched")
+
+
+def validate_webhook(report, path, record, ctype, inventory, claims):
+    """The webhook_rotate.yml fields of one record (nothing to do for records without them)."""
+    consumers = record.get("consumers") if isinstance(record.get("consumers"), list) else []
+    if "sender" in record:
+        sender = record.get("sender")
+        if ctype is not None and ctype != "webhook_secret":
+            report.error(path + ".sender", "only a webhook_secret has a sender (this is a %s)" % ctype,
+                         "remove the sender block, or set type: webhook_secret")
+        elif check_mapping(report, path + ".sender", sender, False,
+                           "describe the sender's API: base_url, auth, webhook_id, switch, test"):
+            _validate_sender(report, path + ".sender", sender)
+            check_declared(report, path + ".sender", sender, SPECS["sender"])
+            # the handshake writes <env_var>_NEW / <env_var>_OLD beside each receiver's env_var
+            for index, consumer in enumerate(consumers):
+                if not isinstance(consumer, dict) or consumer.get("kind") != "systemd":
+                    continue
+                if not (is_str(consumer.get("env_file")) and is_str(consumer.get("env_var"))):
+                    continue
+                hosts = consumer.get("hosts")
+                for host in inventory.expand(hosts) if isinstance(hosts, (str, list)) else []:
+                    for suffix in WEBHOOK_ENV_SUFFIXES:
+                        key = (host, consumer["env_file"], consumer["env_var"] + suffix)
+                        claims.setdefault(key, []).append("%s.consumers[%d]" % (path, index))
+    for index, consumer in enumerate(consumers):
+        if isinstance(consumer, dict) and "deliveries" in consumer:
+            _validate_deliveries(report, "%s.consumers[%d].deliveries" % (path, index), consumer.get("deliveries"))
+
+
+# --- database and AWS rotation: id_env_var on systemd consumers, alternating postgres roles -----
+# See docs/runbooks/aws.md and docs/runbooks/database.md.
+
+_PG_ROLE_MAX = 63  # NAMEDATALEN - 1 bytes
+
+
+def _key_ids_fit_env(issuer):
+    """None when the issuer gives every value an id a consumer can use, else why not."""
+    kind = issuer.get("kind") if isinstance(issuer, dict) else None
+    if kind == "generated":
+        return "a generated value has no key id"
+    if kind == "rest":
+        create = issuer.get("create")
+        if not (isinstance(create, dict) and create.get("id_path")):
+            return "issuer.create has no id_path, so the new value has no key id"
+    if kind == "postgres" and "roles" not in issuer:
+        return ("the single-role procedure's key ids are '<role>@<time>', not a user name (the consumer's user "
+                "is issuer.role); id_env_var is for alternating roles (issuer.roles)")
+    return None
+
+
+def _validate_postgres_roles(report, path, issuer, store):
+    roles = issuer.get("roles")
+    fix = "name two login roles with the same grants, e.g. `roles: [orders_app_a, orders_app_b]`"
+    if "role" in issuer:
+        report.error(path + ".role", "is set together with roles",
+                     "give role for the single-role procedure or roles for the alternating one, not both")
+    if not isinstance(roles, list) or len(roles) != 2:
+        report.error(path + ".roles", "must be a list of exactly two roles, got %s" % show(roles), fix)
+        return
+    for index, role in enumerate(roles):
+        if not is_str(role) or len(role.encode("utf-8")) > _PG_ROLE_MAX:
+            report.error("%s.roles[%d]" % (path, index), "%s is not a PostgreSQL role name" % show(role), fix)
+            return
+    if roles[0] == roles[1]:
+        report.error(path + ".roles", "names %s twice" % show(roles[0]), fix)
+    if isinstance(store, dict) and store.get("kind") == "aws_secretsmanager":
+        report.error(path + ".roles", "alternating roles reuse their key ids (the role names), and store kind "
+                     "aws_secretsmanager derives each version's id from the key id, so a later rotation would "
+                     "collide with an old version",
+                     "keep this credential in a vault_kv2 store, or use the single-role procedure (issuer.role)")
+
+
+def validate_ids_and_roles(report, path, record, inventory, claims):
+    issuer = record.get("issuer") if isinstance(record.get("issuer"), dict) else {}
+    if issuer.get("kind") == "postgres" and "roles" in issuer:
+        _validate_postgres_roles(report, path + ".issuer", issuer, record.get("store"))
+    consumers = record.get("consumers") if isinstance(record.get("consumers"), list) else []
+    for index, consumer in enumerate(consumers):
+        if not isinstance(consumer, dict) or consumer.get("kind") != "systemd" or "id_env_var" not in consumer:
+            continue
+        cpath = "%s.consumers[%d]" % (path, index)
+        value = consumer.get("id_env_var")
+        if not is_str(value) or not ENV_VAR.match(value):
+            report.error(cpath + ".id_env_var", "%s is not a valid environment variable name" % show(value),
+                         "name the variable that gets the key id, e.g. `id_env_var: AWS_ACCESS_KEY_ID` "
+                         "(letters, digits and underscores, not starting with a digit)")
+            continue
+        if value == consumer.get("env_var"):
+            report.error(cpath + ".id_env_var", "%s is env_var too" % show(value),
+                         "give the key id its own variable, e.g. AWS_ACCESS_KEY_ID beside AWS_SECRET_ACCESS_KEY")
+            continue
+        why = _key_ids_fit_env(issuer) if issuer else None
+        if why:
+            report.error(cpath + ".id_env_var", why, "remove id_env_var, or use an issuer whose values have ids")
+        if is_str(consumer.get("env_file")):
+            hosts = inventory.expand(consumer.get("hosts")) if isinstance(consumer.get("hosts"), (str, list)) else []
+            for host in hosts:
+                claims.setdefault((host, consumer["env_file"], value), []).append(cpath)
+
+
+def check_claims(report, claims):
+    """Two credentials writing the same variable of the same file on the same host overwrite each other."""
+    conflicts = [(key, paths) for key, paths in claims.items() if len(paths) > 1]
+    for (host, env_file, env_var), paths in sorted(conflicts):
+        owners = set(p.split(".consumers[")[0] for p in paths)
+        if len(owners) > 1:
+            others = ", ".join(paths[:-1])
+            report.error(paths[-1] + ".env_var",
+                         "%s in %s on host %s is also written by %s" % (env_var, env_file, host, others),
+                         "give each credential its own variable (or its own file)")
+
+
+# --- certificates: systemd consumers that serve TLS ---------------------------------------------
+# See docs/runbooks/certificates.md.
+
+TLS_FILE_FIELDS = ("cert_file", "key_file", "ca_file")
+
+
+def validate_tls_consumers(report, path, record, ctype):
+    consumers = record.get("consumers")
+    if not isinstance(consumers, list):
+        return
+    for index, consumer in enumerate(consumers):
+        if not isinstance(consumer, dict) or consumer.get("kind") != "systemd":
+            continue
+        cpath = "%s.consumers[%d]" % (path, index)
+        tls = [f for f in TLS_FILE_FIELDS if f in consumer]
+        if ctype == "certificate" and "cert_file" not in consumer:
+            report.warn(cpath + ".cert_file", "not set: the private key goes into env_var as one line and "
+                        "no certificate is deployed; name the files the service reads (cert_file, key_file)")
+            continue
+        if not tls and "reload" not in consumer:
+            continue
+        if ctype != "certificate":
+            report.error(cpath + "." + (tls[0] if tls else "reload"),
+                         "only a certificate credential is deployed as TLS files (this one is %s)" % show(ctype),
+                         "drop cert_file/key_file/ca_file/reload, or set `type: certificate`")
+            continue
+        if "key_file" not in consumer:
+            report.error(cpath + ".key_file", "missing (needed with cert_file)",
+                         "name the file that gets the private key, e.g. `key_file: /etc/app/tls.key`")
+        seen = {}
+        for field in tls:
+            value = consumer.get(field)
+            if not isinstance(value, str) or not value.startswith("/") or "\n" in value or value.endswith("/"):
+                report.error("%s.%s" % (cpath, field), "%s is not an absolute file path" % show(value),
+                             "write the full path of the file, e.g. /etc/app/tls.crt")
+            elif value in seen:
+                report.error("%s.%s" % (cpath, field), "%s is also the %s" % (show(value), seen[value]),
+                             "give the certificate, the key and the CA chain a file each")
+            else:
+                seen[value] = field
+        if "reload" in consumer and not isinstance(consumer.get("reload"), bool):
+            report.error(cpath + ".reload", "%s is not true or false" % show(consumer.get("reload")),
+                         "write `reload: true` to reload the service instead of restarting it")

@@ -1,0 +1,507 @@
+# -*- coding: utf-8 -*-
+# Copyright: credops.rotation contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Preflight: ``rotation_credentials`` checked against the contract (/shared/spec/inventory.md).
+
+The whole inventory is checked before anything touches a store or an issuer: every problem at
+once, each message naming the credential and the field path
+(``payment-gateway-api.consumers[0].env_var``) and saying how to fix it. Fields no block
+declares (``fields``) are reported as warnings, not errors (the contract lets fields be added).
+Messages never show the value of a secret-bearing field."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import datetime
+import re
+
+from ansible_collections.credops.rotation.plugins.module_utils import _policy, _time
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.checks import (
+    HAS_JMESPATH, HEADER_NAME, PLACEHOLDER, Report, check_api_path, check_auth, check_jmespath,
+    check_declared, check_mapping, check_method, check_statuses, check_url, required_str,
+)
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import (
+    CONSUMER_KINDS, ISSUER_KINDS, SPECS, STORE_KINDS,
+)
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import ENV_VAR, Inventory, is_int, is_str, show
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.runbook_fields import (
+    check_claims, validate_ids_and_roles, validate_tls_consumers, validate_webhook,
+)
+
+
+# Which issuer kinds can make which credential type.
+COMPATIBLE_ISSUERS = {
+    "api_key": ("rest", "aws_iam", "generated"),
+    "oauth_client_secret": ("rest", "generated"),
+    "service_account_token": ("rest", "aws_iam", "generated"),
+    "database": ("postgres", "generated"),
+    "webhook_secret": ("generated",),
+    "certificate": ("vault_pki",),
+}
+
+# Data keys of a KV v2 secret the standard runbook writes beside the value itself.
+RESERVED_FIELDS = ("key_id", "rotated_at", "rotated_by", "rotation_verified_at")
+
+# How far in the future last_rotated may be before it is an error (clock skew).
+FUTURE_TOLERANCE = datetime.timedelta(minutes=5)
+MIN_GENERATED_LENGTH = 16
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_CONSUMER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
+_UNIT = re.compile(r"^[A-Za-z0-9:_.@\\-]+$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_IAM_USER = re.compile(r"^[\w+=,.@-]{1,64}$")
+_SECRET_ID = re.compile(r"^(arn:[\w-]+:secretsmanager:[\w-]+:\d{12}:secret:)?[\w/+=.@-]{1,512}$")
+_TTL = re.compile(r"^(\d+|(\d+[smhd])+)$")
+
+
+def validate(credentials, groups=None, hosts=None, now=None, check_secrets=True, require_contact=True):
+    """Check ``rotation_credentials`` against the contract.
+
+    ``groups``: the inventory's ``groups`` (name -> host names); ``hosts``: every inventory
+    host name (e.g. ``hostvars.keys()``). When both are None, consumer hosts are not checked
+    for existence. ``check_secrets=False`` skips the presence check of the issuer's admin
+    secrets (auth token/password/value), for runs that never talk to an issuer (the due
+    report). ``require_contact=False`` accepts a record without ``rotation_contact`` (the due
+    report shows it as a finding of the row instead: no owner blocks no report).
+    Returns ``(errors, warnings)``: lists of strings; valid input gives no errors.
+    """
+    report = Report(check_secrets, require_contact)
+    inventory = Inventory(groups, hosts)
+    now = _time.parse_time(now) if now is not None else _time.now()
+    if credentials is None:
+        report.error("rotation_credentials", "is not defined",
+                     "define rotation_credentials (usually in group_vars/all/credentials.yml): a "
+                     "mapping from credential name to its record")
+        return report.errors, report.warnings
+    if not isinstance(credentials, dict):
+        report.error("rotation_credentials", "must be a mapping of credential name to record, got %s"
+                     % type(credentials).__name__, "write `rotation_credentials: {NAME: {type: ..., ...}}`")
+        return report.errors, report.warnings
+    if not HAS_JMESPATH:
+        report.error("rotation_credentials", "the jmespath Python library is missing on the controller",
+                     "pip install jmespath in the Python that runs ansible-playbook")
+    claims = {}
+    for name in credentials:
+        record = credentials[name]
+        path = str(name)
+        if not isinstance(name, str) or not _NAME.match(name):
+            report.error(path, "credential name %s is not usable" % show(name),
+                         "use letters, digits, '.', '_' and '-', starting with a letter or digit")
+        if not isinstance(record, dict):
+            report.error(path, "the record must be a mapping, got %s" % type(record).__name__,
+                         "give the credential a mapping with type, issuer, store and consumers")
+            continue
+        _validate_record(report, path, record, inventory, now, claims)
+    check_claims(report, claims)
+    return report.errors, report.warnings
+
+
+def _validate_record(report, path, record, inventory, now, claims):
+    report.unknown_fields(path, record, "record")
+    ctype = record.get("type")
+    if ctype is None:
+        report.error(path + ".type", "missing", "set type to one of: " + ", ".join(_policy.TYPES))
+    elif ctype not in _policy.TYPES:
+        report.error(path + ".type", "unknown type %s" % show(ctype),
+                     "use one of: " + ", ".join(_policy.TYPES))
+        ctype = None
+
+    risk = record.get("risk")
+    if risk is not None and risk not in _policy.RISKS:
+        report.error(path + ".risk", "unknown risk %s" % show(risk),
+                     "use standard (the default) or high")
+
+    if "max_age_days" in record:
+        value = record.get("max_age_days")
+        if not is_int(value) or value <= 0:
+            report.error(path + ".max_age_days", "must be a positive whole number of days, got %s"
+                         % show(value), "write e.g. `max_age_days: 30`, or remove it to use the policy table")
+        elif ctype and _policy.POLICY[ctype].get("standard"):
+            table = _policy.max_age_days({"type": ctype, "risk": risk if risk in _policy.RISKS else None})
+            if value > table:
+                report.warn(path + ".max_age_days", "%d days relaxes the policy table (%d days for %s, %s risk)"
+                            % (value, table, ctype, risk or _policy.DEFAULT_RISK))
+
+    contact = record.get("rotation_contact")
+    if not is_str(contact) and report.require_contact:
+        report.error(path + ".rotation_contact", "missing or empty" if contact in (None, "") else
+                     "must be a string, got %s" % type(contact).__name__,
+                     "name who owns this credential, e.g. `rotation_contact: payments-team@example.org`")
+
+    if record.get("last_rotated") not in (None, ""):
+        try:
+            when = _time.parse_time(record.get("last_rotated"))
+        except ValueError:
+            report.error(path + ".last_rotated", "%s is not an ISO-8601 time" % show(record.get("last_rotated")),
+                         "write it quoted, in UTC, e.g. `last_rotated: \"2024-08-15T10:30:00Z\"`")
+        else:
+            if when > now + FUTURE_TOLERANCE:
+                report.error(path + ".last_rotated", "%s is in the future" % _time.format_time(when),
+                             "correct the time (UTC, with a trailing Z), or remove it")
+
+    issuer = record.get("issuer")
+    if issuer is None:
+        report.error(path + ".issuer", "missing", "add an issuer mapping with kind: " + ", ".join(ISSUER_KINDS))
+    elif not isinstance(issuer, dict):
+        report.error(path + ".issuer", "must be a mapping", "give issuer a mapping with kind: ...")
+    else:
+        _validate_issuer(report, path + ".issuer", issuer, ctype)
+
+    store = record.get("store")
+    if store is None:
+        report.error(path + ".store", "missing", "add a store mapping with kind: " + ", ".join(STORE_KINDS))
+    elif not isinstance(store, dict):
+        report.error(path + ".store", "must be a mapping", "give store a mapping with kind: ...")
+    else:
+        _validate_store(report, path + ".store", store)
+
+    consumers = record.get("consumers")
+    if consumers in (None, []):
+        report.error(path + ".consumers", "missing or empty",
+                     "list every application that holds this credential (the dependency map); "
+                     "run discover_consumers.yml to find them")
+    elif not isinstance(consumers, list):
+        report.error(path + ".consumers", "must be a list of consumers, got %s" % type(consumers).__name__,
+                     "write consumers as a YAML list (`- name: ...`)")
+    else:
+        seen = {}
+        for index, consumer in enumerate(consumers):
+            cpath = "%s.consumers[%d]" % (path, index)
+            if not isinstance(consumer, dict):
+                report.error(cpath, "must be a mapping", "give each consumer name, kind and its fields")
+                continue
+            cname = consumer.get("name")
+            if cname in seen and cname is not None:
+                report.error(cpath + ".name", "%s is already used by consumers[%d]" % (show(cname), seen[cname]),
+                             "give each consumer of a credential its own name")
+            elif isinstance(cname, str):
+                seen[cname] = index
+            _validate_consumer(report, cpath, consumer, inventory, path, claims)
+            _external_secret_store(report, cpath, consumer, record.get("store"))
+    validate_webhook(report, path, record, ctype, inventory, claims)
+    validate_tls_consumers(report, path, record, ctype)
+    validate_ids_and_roles(report, path, record, inventory, claims)
+
+
+# --- issuer -----------------------------------------------------------------------------------
+
+def _validate_issuer(report, path, issuer, ctype):
+    kind = issuer.get("kind")
+    if kind is None:
+        report.error(path + ".kind", "missing", "set kind to one of: " + ", ".join(ISSUER_KINDS))
+        return
+    if kind not in ISSUER_KINDS:
+        report.error(path + ".kind", "unknown issuer kind %s" % show(kind), "use one of: " + ", ".join(ISSUER_KINDS))
+        return
+    if ctype and kind not in COMPATIBLE_ISSUERS[ctype]:
+        report.error(path + ".kind", "type %s cannot be issued by %s" % (ctype, kind),
+                     "use issuer kind %s for type %s" % (" or ".join(COMPATIBLE_ISSUERS[ctype]), ctype))
+    report.unknown_fields(path, issuer, "issuer." + kind, "issuer")
+    {"rest": _validate_rest, "aws_iam": _validate_aws_iam, "postgres": _validate_postgres,
+     "vault_pki": _validate_vault_pki, "generated": _validate_generated}[kind](report, path, issuer)
+    check_declared(report, path, issuer, SPECS["issuer." + kind])
+
+
+def _validate_rest(report, path, issuer):
+    check_url(report, path + ".base_url", issuer.get("base_url"), what="API's base URL",
+              secret_travels="the admin credentials and the new keys")
+    check_auth(report, path + ".auth", issuer.get("auth"), "give the admin credentials, e.g. `auth: {type: bearer, "
+               "token: \"{{ lookup('ansible.builtin.env', 'PROVIDER_ADMIN_TOKEN') }}\"}`")
+
+    create = issuer.get("create")
+    if check_mapping(report, path + ".create", create, True,
+                     "describe the request that makes a new key: method, path, secret_path, id_path"):
+        cpath = path + ".create"
+        report.unknown_fields(cpath, create, "create", "create")
+        check_method(report, cpath + ".method", create.get("method"), "POST")
+        check_api_path(report, cpath + ".path", create.get("path"), ())
+        if "body" in create and "form" in create:
+            report.error(cpath, "both body and form are given", "use body for JSON, form for form-encoded, not both")
+        if "form" in create and not isinstance(create.get("form"), dict):
+            report.error(cpath + ".form", "must be a mapping of form fields", "write e.g. `form: {name: app}`")
+        check_statuses(report, cpath + ".expect_status", create.get("expect_status"))
+        check_jmespath(report, cpath + ".secret_path", create.get("secret_path"), example="api_key")
+        needs_id = isinstance(issuer.get("revoke"), dict) or isinstance(issuer.get("usage"), dict)
+        check_jmespath(report, cpath + ".id_path", create.get("id_path"), required=needs_id, example="id")
+
+    revoke = issuer.get("revoke")
+    if check_mapping(report, path + ".revoke", revoke, True,
+                     "describe the request that revokes a key, e.g. `revoke: {method: DELETE, path: /v1/api-keys/{id}}`"):
+        rpath = path + ".revoke"
+        report.unknown_fields(rpath, revoke, "revoke", "revoke")
+        check_method(report, rpath + ".method", revoke.get("method"), "DELETE")
+        check_api_path(report, rpath + ".path", revoke.get("path"), ("id",), ("id",), example="/v1/api-keys/{id}")
+        check_statuses(report, rpath + ".expect_status", revoke.get("expect_status"))
+
+    test = issuer.get("test")
+    if check_mapping(report, path + ".test", test, False, "describe the request that proves a key works"):
+        tpath = path + ".test"
+        report.unknown_fields(tpath, test, "test", "test")
+        check_method(report, tpath + ".method", test.get("method"), "GET")
+        check_api_path(report, tpath + ".path", test.get("path"), ("id",), example="/v1/test")
+        header = test.get("header")
+        if not is_str(header) or not HEADER_NAME.match(header):
+            report.error(tpath + ".header", "missing" if header in (None, "") else
+                         "%s is not an HTTP header name" % show(header),
+                         "name the header that carries the key, e.g. `header: Authorization`")
+        fmt = test.get("format")
+        if fmt is not None:
+            if not isinstance(fmt, str) or "{secret}" not in fmt:
+                report.error(tpath + ".format", "%s does not contain {secret}" % show(fmt),
+                             "write where the key goes, e.g. `format: \"Bearer {secret}\"`")
+            else:
+                for placeholder in PLACEHOLDER.findall(fmt):
+                    if placeholder != "secret":
+                        report.error(tpath + ".format", "unknown placeholder {%s}" % placeholder,
+                                     "only {secret} can be used here")
+        check_statuses(report, tpath + ".expect_status", test.get("expect_status"))
+
+    usage = issuer.get("usage")
+    if check_mapping(report, path + ".usage", usage, False, "describe the issuer's record of who used a key"):
+        upath = path + ".usage"
+        report.unknown_fields(upath, usage, "usage", "usage")
+        check_method(report, upath + ".method", usage.get("method"), "GET")
+        check_api_path(report, upath + ".path", usage.get("path"), ("id", "since"), ("id",),
+                       example="/v1/audit-log?api_key_id={id}&since={since}")
+        check_jmespath(report, upath + ".events_path", usage.get("events_path"), example="entries")
+        check_jmespath(report, upath + ".time_path", usage.get("time_path"), example="timestamp")
+        check_jmespath(report, upath + ".source_path", usage.get("source_path"), required=False, example="source_ip")
+
+
+def _validate_aws_iam(report, path, issuer):
+    if required_str(report, path + ".user_name", issuer.get("user_name"),
+                    "name the IAM user whose access keys are rotated, e.g. `user_name: integration-service-account`"):
+        if not _IAM_USER.match(issuer["user_name"]):
+            report.error(path + ".user_name", "%s is not a valid IAM user name" % show(issuer["user_name"]),
+                         "use up to 64 letters, digits and +=,.@_-")
+
+
+def _validate_postgres(report, path, issuer):
+    for field, example in (("host", "db.example.org"), ("db", "postgres"), ("admin_user", "rotation_admin"),
+                           ("role", "app_user")):
+        if field == "role" and "roles" in issuer:
+            continue  # the alternating procedure: see _validate_postgres_roles
+        required_str(report, "%s.%s" % (path, field), issuer.get(field), "set it, e.g. `%s: %s`" % (field, example))
+    port = issuer.get("port")
+    if port is not None and not (is_int(port) and 1 <= port <= 65535):
+        report.error(path + ".port", "%s is not a TCP port" % show(port),
+                     "write a number from 1 to 65535 (default 5432)")
+    sslmode = issuer.get("sslmode")
+    modes = SPECS["issuer.postgres"]["sslmode"]["choices"]
+    if sslmode is not None and sslmode not in modes:
+        report.error(path + ".sslmode", "unknown sslmode %s" % show(sslmode), "use one of: " + ", ".join(modes))
+
+
+def _validate_vault_pki(report, path, issuer):
+    for field, example in (("mount", "pki"), ("role", "web-server"), ("common_name", "api.example.org")):
+        required_str(report, "%s.%s" % (path, field), issuer.get(field), "set it, e.g. `%s: %s`" % (field, example))
+    ttl = issuer.get("ttl")
+    if ttl in (None, ""):
+        report.error(path + ".ttl", "missing", "give the certificate lifetime, e.g. `ttl: 2160h` (90 days)")
+    elif not ((is_int(ttl) and ttl > 0) or (isinstance(ttl, str) and _TTL.match(ttl) and ttl.strip("0smhd") != "")):
+        report.error(path + ".ttl", "%s is not a duration" % show(ttl),
+                     "write seconds or a Vault duration such as 2160h, 90d")
+    url = issuer.get("url")
+    if url is not None:
+        check_url(report, path + ".url", url, what="Vault address")
+
+
+def _validate_generated(report, path, issuer):
+    length = issuer.get("length")
+    if length is not None and not (is_int(length) and length >= MIN_GENERATED_LENGTH):
+        report.error(path + ".length", "%s is too short or not a number" % show(length),
+                     "use at least %d characters (32 or more for secrets a machine checks)" % MIN_GENERATED_LENGTH)
+    alphabet = issuer.get("alphabet")
+    if alphabet is not None and (not isinstance(alphabet, str) or len(set(alphabet)) < 2):
+        report.error(path + ".alphabet", "must be a non-empty string of at least two distinct characters "
+                     "(or an alphabet name)", "remove it for the default, or write e.g. `alphabet: hex`")
+
+
+# --- store ------------------------------------------------------------------------------------
+
+def _validate_store(report, path, store):
+    kind = store.get("kind")
+    if kind is None:
+        report.error(path + ".kind", "missing", "set kind to one of: " + ", ".join(STORE_KINDS))
+        return
+    if kind not in STORE_KINDS:
+        report.error(path + ".kind", "unknown store kind %s" % show(kind), "use one of: " + ", ".join(STORE_KINDS))
+        return
+    report.unknown_fields(path, store, "store." + kind, "store")
+    field = store.get("field")
+    if field is not None:
+        if not is_str(field):
+            report.error(path + ".field", "must be a non-empty string", "name the key that holds the value, e.g. api_key")
+        elif field in RESERVED_FIELDS or field.startswith("previous_"):
+            report.error(path + ".field", "%s is reserved for the rotation's own bookkeeping" % show(field),
+                         "name the value's key something else (not %s or previous_*)" % ", ".join(RESERVED_FIELDS))
+    if kind == "vault_kv2":
+        check_url(report, path + ".url", store.get("url"), required=False, what="Vault/OpenBao address",
+                  secret_travels="the store token and the secret")
+        mount = store.get("mount")
+        if mount is not None and (not is_str(mount) or mount.strip("/") != mount):
+            report.error(path + ".mount", "%s is not a mount name" % show(mount),
+                         "write the KV v2 mount without slashes, e.g. `mount: secret`")
+        secret_path = store.get("path")
+        if required_str(report, path + ".path", secret_path,
+                        "give the secret's path in the mount, e.g. `path: api-credentials/payment-gateway-api`"):
+            if secret_path.startswith("/") or secret_path.endswith("/"):
+                report.error(path + ".path", "%s has a leading or trailing '/'" % show(secret_path),
+                             "write the path without them, e.g. api-credentials/payment-gateway-api")
+            elif secret_path.split("/")[0] in ("data", "metadata"):
+                report.error(path + ".path", "%s starts with the KV v2 API's %s/ segment" % (
+                    show(secret_path), secret_path.split("/")[0]),
+                    "give the logical path without data/ or metadata/ (the store adds it)")
+    else:
+        secret_id = store.get("secret_id")
+        if required_str(report, path + ".secret_id", secret_id,
+                        "name the secret, e.g. `secret_id: payment-gateway-api` (a name or an ARN)"):
+            if not _SECRET_ID.match(secret_id):
+                report.error(path + ".secret_id", "%s is not a Secrets Manager name or ARN" % show(secret_id),
+                             "use letters, digits and /_+=.@- (or the secret's full ARN)")
+
+    check_declared(report, path, store, SPECS["store." + kind])
+
+
+# --- consumers --------------------------------------------------------------------------------
+
+def _host_ref(report, path, value, inventory, required=True, what="hosts"):
+    if value in (None, "", []):
+        if required:
+            report.error(path, "missing", "name the inventory host or group that runs this consumer, e.g. `%s: web`" % what)
+        return
+    names = value if isinstance(value, list) else [value]
+    for name in names:
+        if not is_str(name):
+            report.error(path, "%s is not a host or group name" % show(name),
+                         "name one inventory host or group (or a list of them)")
+            continue
+        if any(ch in name for ch in ":&!*,") or name.startswith("~"):
+            report.error(path, "%s is a host pattern" % show(name),
+                         "name inventory hosts or groups (a list of them for several), not a pattern")
+            continue
+        if not inventory.exists(name):
+            report.error(path, "%s is neither a host nor a group of the inventory" % show(name),
+                         "add it to the inventory, or correct the name")
+
+
+def _external_secret_store(report, path, consumer, store):
+    """An ExternalSecret syncs what AWS Secrets Manager labels AWSCURRENT; the rotation keeps the
+    new value AWSPENDING until every consumer verified it, so a force-sync would deploy the old
+    value (and later overwrite a Secret written directly)."""
+    if consumer.get("kind") != "kubernetes" or consumer.get("external_secret") in (None, ""):
+        return
+    if isinstance(store, dict) and store.get("kind") == "aws_secretsmanager":
+        report.error(path + ".external_secret",
+                     "an ExternalSecret reads AWSCURRENT, but with an aws_secretsmanager store the new value is "
+                     "AWSPENDING until every consumer verified it",
+                     "let the rotation write the Kubernetes Secret itself: `secret: NAME` without `external_secret:` "
+                     "(and stop the ExternalSecret from managing that Secret)")
+
+
+def _validate_consumer(report, path, consumer, inventory, credential, claims):
+    name = consumer.get("name")
+    if not is_str(name):
+        report.error(path + ".name", "missing or empty" if name in (None, "") else "must be a string",
+                     "give the consumer a name, e.g. `name: web-app`")
+    elif not _CONSUMER_NAME.match(name):
+        report.error(path + ".name", "%s has characters that cannot be recorded (commas, spaces, ...)" % show(name),
+                     "use letters, digits and ._@- (the names go into the store's comma-separated metadata)")
+    kind = consumer.get("kind")
+    if kind not in CONSUMER_KINDS:
+        report.error(path + ".kind", "missing" if kind is None else "unknown consumer kind %s" % show(kind),
+                     "use one of: " + ", ".join(CONSUMER_KINDS))
+        return
+    report.unknown_fields(path, consumer, "consumer." + kind)
+    if kind == "systemd":
+        _host_ref(report, path + ".hosts", consumer.get("hosts"), inventory)
+        # a TLS consumer (cert_file) gets files, not an env var: see _validate_tls_consumers
+        _env_file(report, path + ".env_file", consumer.get("env_file"), "cert_file" not in consumer)
+        _env_var(report, path + ".env_var", consumer.get("env_var"), "cert_file" not in consumer)
+        service = consumer.get("service")
+        if required_str(report, path + ".service", service,
+                        "name the systemd unit restarted to pick up the value, e.g. `service: application.service`"):
+            if not _UNIT.match(service):
+                report.error(path + ".service", "%s is not a systemd unit name" % show(service),
+                             "write the unit's name, e.g. application.service")
+        if is_str(consumer.get("env_file")) and is_str(consumer.get("env_var")):
+            hosts = inventory.expand(consumer.get("hosts")) if isinstance(consumer.get("hosts"), (str, list)) else []
+            for host in hosts:
+                key = (host, consumer["env_file"], consumer["env_var"])
+                claims.setdefault(key, []).append(path)
+    elif kind == "kubernetes":
+        _host_ref(report, path + ".cluster", consumer.get("cluster"), inventory, what="cluster")
+        if isinstance(consumer.get("cluster"), list):
+            report.error(path + ".cluster", "must be one inventory host", "name the host that carries the kubeconfig/context")
+        namespace = consumer.get("namespace")
+        if required_str(report, path + ".namespace", namespace, "name the namespace, e.g. `namespace: payments`"):
+            if not _DNS_LABEL.match(namespace):
+                report.error(path + ".namespace", "%s is not a Kubernetes namespace name" % show(namespace),
+                             "use lower-case letters, digits and '-', at most 63 characters")
+        if consumer.get("secret") in (None, "") and consumer.get("external_secret") in (None, ""):
+            report.error(path, "neither secret nor external_secret is given",
+                         "name the Kubernetes Secret to write (`secret:`) or the ExternalSecret to force-sync "
+                         "(`external_secret:`)")
+        for field in ("secret", "external_secret"):
+            value = consumer.get(field)
+            if value not in (None, "") and (not isinstance(value, str) or not _DNS_SUBDOMAIN.match(value)):
+                report.error("%s.%s" % (path, field), "%s is not a Kubernetes object name" % show(value),
+                             "use lower-case letters, digits, '-' and '.'")
+        deployments = consumer.get("deployments")
+        if deployments in (None, []):
+            report.error(path + ".deployments", "missing or empty",
+                         "list the Deployments that use the Secret, e.g. `deployments: [mobile-backend]`")
+        elif not isinstance(deployments, list):
+            report.error(path + ".deployments", "must be a list of Deployment names",
+                         "write e.g. `deployments: [%s]`" % (deployments if isinstance(deployments, str) else "app"))
+        else:
+            for index, dep in enumerate(deployments):
+                if not isinstance(dep, str) or not _DNS_SUBDOMAIN.match(dep):
+                    report.error("%s.deployments[%d]" % (path, index), "%s is not a Deployment name" % show(dep),
+                                 "use lower-case letters, digits, '-' and '.'")
+    else:  # batch
+        _host_ref(report, path + ".hosts", consumer.get("hosts"), inventory, required=False)
+        _env_file(report, path + ".env_file", consumer.get("env_file"), False)
+        _env_var(report, path + ".env_var", consumer.get("env_var"), False)
+    verify = consumer.get("verify")
+    if check_mapping(report, path + ".verify", verify, False, "describe the health check: url, status, json"):
+        _validate_verify(report, path + ".verify", verify)
+
+
+def _env_file(report, path, value, required):
+    if value in (None, ""):
+        if required:
+            report.error(path, "missing", "give the environment file the service reads, e.g. "
+                         "`env_file: /etc/application/environment`")
+        return
+    if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
+        report.error(path, "%s is not an absolute path" % show(value),
+                     "write the full path, e.g. /etc/application/environment")
+
+
+def _env_var(report, path, value, required):
+    if value in (None, ""):
+        if required:
+            report.error(path, "missing", "name the variable that holds the value, e.g. `env_var: PAYMENT_API_KEY`")
+        return
+    if not isinstance(value, str) or not ENV_VAR.match(value):
+        report.error(path, "%s is not a valid environment variable name" % show(value),
+                     "use letters, digits and underscores, not starting with a digit (e.g. PAYMENT_API_KEY)")
+
+
+def _validate_verify(report, path, verify):
+    report.unknown_fields(path, verify, "verify")
+    check_url(report, path + ".url", verify.get("url"), what="health-check URL")
+    check_method(report, path + ".method", verify.get("method"), "GET")
+    check_statuses(report, path + ".status", verify.get("status"))
+    checks = verify.get("json")
+    if checks is not None:
+        if not isinstance(checks, dict):
+            report.error(path + ".json", "must be a mapping of JMESPath to expected value",
+                         "write e.g. `json: {payment_gateway: connected}`")
+        else:
+            for key in checks:
+                check_jmespath(report, "%s.json[%s]" % (path, show(key)), key, example="payment_gateway")
