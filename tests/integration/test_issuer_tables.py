@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
-from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import utc_iso
+from ansible_collections.credops.rotation.plugins.module_utils._time import format_time as utc_iso
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.aws_iam import AwsIamIssuer
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.postgres import (
     PASSWORD_ALPHABET, PostgresIssuer)
