@@ -37,8 +37,8 @@ def _starts(host):
 
 def _memory_mib():
     fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
-    kib = lambda name: int(fields[name].split()[0])  # noqa: E731
-    return (kib("MemTotal") - kib("MemAvailable")) // 1024
+    total, available = (int(fields[name].split()[0]) for name in ("MemTotal", "MemAvailable"))
+    return (total - available) // 1024
 
 
 def _record(lab, name, var, group):

@@ -22,8 +22,8 @@ def _step(kind, consumer):
         return "Deploy | restart %s" % consumer.get("service", "")
     if kind == "wait":
         return "Deploy | wait for the service to be active (%s)" % consumer.get("service", "")
-    return "Deploy | write the value in the environment file (%s in %s)" % (consumer.get("env_var", ""),
-                                                                           consumer.get("env_file", ""))
+    return "Deploy | write the value in the environment file (%s in %s)" % (
+        consumer.get("env_var", ""), consumer.get("env_file", ""))
 
 
 def systemd_entries(work, credentials, values, which="new", states=None, force=False):

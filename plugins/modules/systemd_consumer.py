@@ -32,6 +32,7 @@ attributes:
     description: Reports which lines would change and which services would be restarted, changes nothing.
   diff_mode:
     support: none
+    description: Values are never shown, so there is no diff.
 options:
   entries:
     description: The lines to set, one per environment variable.
@@ -51,7 +52,6 @@ options:
         description: Its value.
         type: str
         required: true
-        no_log: true
       service:
         description: The systemd unit that reads the file and is restarted when it changed.
         type: str

@@ -19,8 +19,8 @@ def test_entries_written_in_order_with_the_shared_incident(tmp_path):
                      "details": {"step": "Deploy | restart app.service", "error": "Unable to restart"}}]})
     assert result and not result.get("failed"), proc.stdout[-3000:]
     lines = _lines(trail)
-    assert [(e["credential"], e["event"], e["incident"]) for e in lines] == [("a", "deployed", "INC-7"),
-                                                                           ("b", "failed", "INC-8")]
+    assert [(e["credential"], e["event"], e["incident"]) for e in lines] == [
+        ("a", "deployed", "INC-7"), ("b", "failed", "INC-8")]
     assert lines[0]["key_id"] == "k1" and lines[1]["details"]["step"] == "Deploy | restart app.service"
     assert result["entries"] == lines
 
