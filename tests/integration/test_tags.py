@@ -457,9 +457,11 @@ def _listed(proc):
 
 
 MUTATING = {
-    "rotate": ["Deploy and verify"],
+    "rotate": ["credops.rotation.deploy : Deploy | write the environment files and restart each service once",
+               "credops.rotation.deploy : Deploy each other credential this host holds"],
     "emergency": ["Emergency | REVOKE the compromised value now",
-                  "credops.rotation.deploy : Deploy each credential this host holds"],
+                  "credops.rotation.deploy : Deploy | write the environment files and restart each service once",
+                  "credops.rotation.deploy : Deploy each other credential this host holds"],
     "webhook_rotate": ["Accept both secrets, restart, verify both", "Switch the sender and verify",
                        "Accept only the new secret, restart, verify the old one is rejected",
                        "Finish the rotation in the store, the audit trail and the chat"],
