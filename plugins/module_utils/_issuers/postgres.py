@@ -177,7 +177,7 @@ class PostgresIssuer(Issuer):
     @classmethod
     def replaces_in_place(cls, block):
         # one role: issuing changed the role's password, the previous one no longer logs in
-        return block.get("roles") is None
+        return "roles" not in block
     #: revoke works from the old password itself (``secret``); the key id is informative
     revoke_needs_id = False
 
