@@ -40,7 +40,6 @@ AUTH_TYPES = ("bearer", "basic", "header")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
 
-
 def _closed_blocks():
     """issuer kind -> its sub-blocks where what is known is all that is accepted (the rest
     issuer's requests and auth). The block names are shared by all kinds: declared once."""
