@@ -10,9 +10,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
 
 from ansible_collections.credops.rotation.plugins.module_utils import _policy, _time
+from ansible_collections.credops.rotation.plugins.module_utils._issuers import vault_pki
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import IN_FLIGHT
 from ansible_collections.credops.rotation.plugins.module_utils._x509 import pem_validity
 
@@ -124,9 +124,7 @@ def pki_cert_url(issuer, what):
     """The PKI's public read of one certificate (a serial, in Vault's ``aa:bb`` or ``aa-bb``
     spelling) or of ``ca_chain``, for a vault_pki issuer block: ``issuer.url`` (default
     VAULT_ADDR on the controller) and ``issuer.mount`` (default pki). No token is needed."""
-    base = (issuer.get("url") or os.environ.get("VAULT_ADDR") or "").rstrip("/")
-    mount = (issuer.get("mount") or "pki").strip("/")
-    return "%s/v1/%s/cert/%s" % (base, mount, str(what).replace(":", "-"))
+    return vault_pki.pki_cert_url(issuer, what)
 
 
 def due_names(names, credentials, states, now=None):

@@ -157,6 +157,21 @@ info:
   returned: always
   type: dict
   sample: {serial: "1c:5b:4b:3d", not_after: "2025-01-14T10:30:00Z"}
+stored:
+  description:
+    - Non-secret facts the store keeps beside the new value, as the issuer kind declares them
+      (C(vault_pki) the certificate's validity and serial in C(metadata), the certificate, its
+      CA chain and validity in C(data)); both empty for the other kinds.
+  returned: always
+  type: dict
+  sample: {metadata: {not_after: "2025-01-14T10:30:00Z"}, data: {}}
+public:
+  description:
+    - Public values the deploy step uses beside the new value (C(vault_pki) C(cert) and C(ca)),
+      or an empty dict.
+  returned: always
+  type: dict
+  sample: {}
 kind:
   description: The issuer kind.
   returned: always
@@ -193,13 +208,19 @@ def argument_spec():
     return merge_options(dict(credential=dict(type="str", required=True), issuer=ISSUER_ARGSPEC), HTTP_ARGSPEC)
 
 
+def _declared(issuer, key_id, info):
+    """What the kind declares the roles need beside a new value (never secret): the facts the
+    store keeps with it, and the public values the deploy step uses."""
+    return dict(stored=issuer.stored_facts(key_id, info), public=issuer.public_values(info))
+
+
 def issue(issuer, credential, check_mode):
     """(changed, result) for one issue; raises RotationError."""
     base = dict(kind=issuer.kind, has_ids=issuer.has_ids, can_revoke=issuer.can_revoke)
     if check_mode:
         return True, dict(base, key_id=None, secret=None, fingerprint=None, info={},
                           msg="credential '%s': would issue a new value at the %s issuer (check mode: nothing "
-                              "was sent to it)." % (credential, issuer.kind))
+                              "was sent to it)." % (credential, issuer.kind), **_declared(issuer, None, {}))
     created = issuer.create()
     secret, key_id, info = created.get("secret"), created.get("id"), created.get("info") or {}
     if not secret:
@@ -213,7 +234,7 @@ def issue(issuer, credential, check_mode):
     fp = fingerprint(secret)
     return True, dict(base, key_id=key_id, secret=secret, fingerprint=fp, info=info,
                       msg="credential '%s': issued a new value at the %s issuer (key id %s, fingerprint %s)."
-                          % (credential, issuer.kind, key_id, fp))
+                          % (credential, issuer.kind, key_id, fp), **_declared(issuer, key_id, info))
 
 
 def main():

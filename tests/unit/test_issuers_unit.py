@@ -21,7 +21,7 @@ from ansible_collections.credops.rotation.plugins.module_utils import _http
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._issuers import registry
 from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api import render_path
-from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import fingerprint
+from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer, fingerprint
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.generated import (
     ALPHABETS, GeneratedIssuer)
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.postgres import (
@@ -544,7 +544,7 @@ def test_module_docs_mirror_the_argspec(module):
 
 
 # --- the modules' logic ---------------------------------------------------------------------------
-class FakeIssuer:
+class FakeIssuer(Issuer):  # the interface, with its declarations (stored facts, ...)
     kind = "fake"
     has_ids = True
     can_revoke = True

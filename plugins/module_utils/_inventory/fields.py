@@ -9,8 +9,10 @@ Each block is declared like an Ansible argument spec (``type``, ``elements``, ``
 - the issuer and store blocks go to the modules as they are, and a module refuses a field
   its argument spec does not know (Unsupported parameters), possibly after something changed
   (the store step comes after the issue step). So their fields ARE those argument specs
-  (``ISSUERS[kind].ARGSPEC``, ``HTTP_ARGSPEC``, ``STORE_ARGSPEC``): a field of another kind is
-  ignored (a warning), a field no kind has is an error (``ACCEPTED``);
+  (``ISSUERS[kind].ARGSPEC``, ``HTTP_ARGSPEC``, ``STORE_ARGSPEC`` as far as ``STORES[kind].FIELDS``
+  go): a field of another kind is ignored (a warning), a field no kind has is an error
+  (``ACCEPTED``). What each kind requires is its own declaration too (``REQUIRED``,
+  ``REQUIRED_ONE_OF``, ``CLOSED_BLOCKS``): nothing here names an issuer or store kind;
 - the record, its consumers and their verify blocks are read by the roles only: a field not
   declared here is warned about, and ignored (the contract lets fields be added);
 - fields a runbook adds to a block are declared in ``ADDED_FIELDS``, beside the runbook that
@@ -29,9 +31,7 @@ import copy
 from ansible_collections.credops.rotation.plugins.module_utils import _policy
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUER_ARGSPEC, ISSUERS
-from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import (
-    STORE_ARGSPEC, STORE_REQUIRED_IF, STORES,
-)
+from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import STORE_ARGSPEC, STORES
 
 ISSUER_KINDS = tuple(ISSUERS)
 STORE_KINDS = tuple(STORES)
@@ -39,11 +39,24 @@ CONSUMER_KINDS = ("systemd", "kubernetes", "batch")
 AUTH_TYPES = ("bearer", "basic", "header")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
-# The rest issuer's request blocks (and its auth block): what is known there is all that is accepted.
-REST_BLOCKS = ("auth", "create", "revoke", "test", "usage")
-# STORE_ARGSPEC is the union of both kinds: these four are aws_secretsmanager's own
-AWS_STORE_ONLY = ("secret_id", "region", "endpoint_url", "profile")
-_AWS_STORE_SHARED = ("field", "validate_certs", "ca_cert", "timeout")
+
+def _closed_blocks():
+    """issuer kind -> its sub-blocks where what is known is all that is accepted (the rest
+    issuer's requests and auth). The block names are shared by all kinds: declared once."""
+    blocks, owner = {}, {}
+    for kind, cls in ISSUERS.items():
+        for block in cls.CLOSED_BLOCKS:
+            if block in owner:
+                raise ValueError("issuer sub-block %s is declared by kinds %s and %s" % (block, owner[block], kind))
+            owner[block] = kind
+        blocks[kind] = tuple(cls.CLOSED_BLOCKS)
+    return blocks
+
+
+#: issuer kind -> its closed sub-blocks (see ``Issuer.CLOSED_BLOCKS``)
+CLOSED_BLOCKS = _closed_blocks()
+#: all closed sub-blocks, whichever kind has them
+ISSUER_BLOCKS = tuple(block for kind in ISSUER_KINDS for block in CLOSED_BLOCKS[kind])
 
 
 def _str():
@@ -148,10 +161,7 @@ def _issuer_spec(kind):
 
 
 def _store_spec(kind):
-    if kind == "aws_secretsmanager":
-        names = ("kind",) + AWS_STORE_ONLY + _AWS_STORE_SHARED
-    else:
-        names = tuple(k for k in STORE_ARGSPEC if k not in AWS_STORE_ONLY)
+    names = ("kind",) + tuple(STORES[kind].FIELDS)
     spec = dict((name, copy.deepcopy(STORE_ARGSPEC[name])) for name in names)
     spec["kind"] = dict(type="str", choices=[kind])
     return spec
@@ -167,8 +177,8 @@ def _build_specs():
     specs["verify"] = copy.deepcopy(_VERIFY)
     for kind in ISSUERS:
         specs["issuer." + kind] = _issuer_spec(kind)
-    for block in REST_BLOCKS:
-        specs[block] = copy.deepcopy(ISSUERS["rest"].ARGSPEC[block]["options"])
+        for block in CLOSED_BLOCKS[kind]:
+            specs[block] = copy.deepcopy(ISSUERS[kind].ARGSPEC[block]["options"])
     for kind in STORES:
         specs["store." + kind] = _store_spec(kind)
     sender = specs["record"]["sender"]["options"]
@@ -189,35 +199,27 @@ KNOWN = dict((block, tuple(options)) for block, options in SPECS.items())
 #: what the modules accept at all, per block (the union over the kinds); in the rest
 #: issuer's sub-blocks what is known is all that is accepted
 ACCEPTED = dict([("issuer", tuple(ISSUER_ARGSPEC["options"])), ("store", tuple(STORE_ARGSPEC))]
-                + [(block, KNOWN[block]) for block in REST_BLOCKS])
+                + [(block, KNOWN[block]) for block in ISSUER_BLOCKS])
 
 #: what preflight requires in a block (the JSON Schema's ``required``; ``validation`` says, field
-#: by field, why and how to fix it). The store kinds' come from STORE_REQUIRED_IF.
+#: by field, why and how to fix it). The issuer and store kinds' come from their declarations.
 REQUIRED = dict([
     ("record", ("type", "rotation_contact", "issuer", "store", "consumers")),
     ("consumer.systemd", ("name", "kind", "hosts", "service")),
     ("consumer.kubernetes", ("name", "kind", "cluster", "namespace", "deployments")),
     ("consumer.batch", ("name", "kind")),
     ("verify", ("url",)),
-    ("issuer.rest", ("kind", "base_url", "auth", "create", "revoke")),
-    ("auth", ("type",)),
-    ("create", ("path", "secret_path")),
-    ("revoke", ("path",)),
-    ("test", ("path", "header")),
-    ("usage", ("path", "events_path", "time_path")),
-    ("issuer.aws_iam", ("kind", "user_name")),
-    ("issuer.postgres", ("kind", "host", "db", "admin_user")),
-    ("issuer.vault_pki", ("kind", "mount", "role", "common_name", "ttl")),
-    ("issuer.generated", ("kind",)),
     ("sender", ("base_url", "auth", "webhook_id", "switch")),
     ("sender.switch", ("path",)),
     ("sender.test", ("path",)),
     ("deliveries", ("url",)),
-] + [("store." + value, ("kind",) + tuple(fields)) for key, value, fields in STORE_REQUIRED_IF if key == "kind"])
+] + [("issuer." + kind, tuple(cls.REQUIRED)) for kind, cls in ISSUERS.items()]
+  + [(block, tuple(fields)) for cls in ISSUERS.values() for block, fields in cls.BLOCK_REQUIRED.items()]
+  + [("store." + kind, ("kind",) + tuple(cls.REQUIRED)) for kind, cls in STORES.items()])
 
 #: blocks that need one of several sets of fields
 REQUIRED_ONE_OF = {
     "consumer.systemd": (("env_file", "env_var"), ("cert_file",)),  # a TLS consumer gets files
     "consumer.kubernetes": (("secret",), ("external_secret",)),
-    "issuer.postgres": (("role",), ("roles",)),  # the single-role or the alternating procedure
 }
+REQUIRED_ONE_OF.update(("issuer." + kind, tuple(cls.REQUIRED_ONE_OF)) for kind, cls in ISSUERS.items() if cls.REQUIRED_ONE_OF)

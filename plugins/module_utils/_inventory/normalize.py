@@ -8,15 +8,18 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.credops.rotation.plugins.module_utils import _policy, _time
-from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import is_int, plain
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import plain
+from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import issuer_class
+from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import store_class
 
 
 def normalize(name, record):
     """One record with the contract's defaults filled in (a new dict; the input is not changed).
 
-    Adds ``name``; risk standard; vault_kv2 store.field value and store.mount secret
-    (aws_secretsmanager without field: the whole SecretString is the value);
-    rest issuer methods POST/DELETE/GET and test.format "{secret}"; postgres port 5432;
+    Adds ``name``; risk standard; the issuer's and the store's defaults, as their kinds
+    declare them (``normalize`` of the kind's class: e.g. vault_kv2 store.field value and
+    store.mount secret; rest issuer methods POST/DELETE/GET and test.format "{secret}";
+    postgres port 5432);
     expect_status/verify.status as lists (verify.status default [200]); consumers default [].
     """
     out = plain(record or {})
@@ -29,23 +32,13 @@ def normalize(name, record):
     if out.get("risk") in (None, ""):
         out["risk"] = _policy.DEFAULT_RISK
     issuer = out.get("issuer")
-    if isinstance(issuer, dict):
-        if issuer.get("kind") == "rest":
-            for section, method in (("create", "POST"), ("revoke", "DELETE"), ("test", "GET"), ("usage", "GET")):
-                part = issuer.get(section)
-                if isinstance(part, dict):
-                    part["method"] = str(part.get("method") or method).upper()
-                    if is_int(part.get("expect_status")):
-                        part["expect_status"] = [part["expect_status"]]
-            if isinstance(issuer.get("test"), dict):
-                issuer["test"].setdefault("format", "{secret}")
-        elif issuer.get("kind") == "postgres":
-            issuer.setdefault("port", 5432)
+    issuer_cls = issuer_class(issuer.get("kind")) if isinstance(issuer, dict) else None
+    if issuer_cls is not None:
+        issuer_cls.normalize(issuer)
     store = out.get("store")
-    if isinstance(store, dict) and store.get("kind") == "vault_kv2":
-        # aws_secretsmanager: no field means the whole SecretString is the value
-        store.setdefault("field", "value")
-        store.setdefault("mount", "secret")
+    store_cls = store_class(store.get("kind")) if isinstance(store, dict) else None
+    if store_cls is not None:
+        store_cls.normalize(store)
     consumers = out.get("consumers")
     if consumers is None:
         out["consumers"] = consumers = []

@@ -2,20 +2,23 @@
 # Copyright: credops.rotation contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Preflight of the fields the runbooks add to a record (``fields.ADDED_FIELDS``): the
-webhook handshake's sender and delivery logs, key ids beside the value (id_env_var) and
-alternating postgres roles, TLS files; and the check that no two credentials write the same
+webhook handshake's sender and delivery logs, key ids beside the value (id_env_var), the
+issuer kind's checks that need the store kind too (``preflight_with_store``), TLS files; and the check that no two credentials write the same
 variable of the same file on one host."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import checks
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.checks import (
     HEADER_NAME, carries, check_api_path, check_auth, check_declared, check_jmespath, check_mapping,
     check_method, check_statuses, check_url,
 )
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import SPECS
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import ENV_VAR, is_int, is_str, show, templated
+from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import issuer_class
+from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import store_class
 
 
 # --- webhook_rotate.yml: the sender block and the receivers' delivery logs -------------------
@@ -136,53 +139,22 @@ def validate_webhook(report, path, record, ctype, inventory, claims):
             _validate_deliveries(report, "%s.consumers[%d].deliveries" % (path, index), consumer.get("deliveries"))
 
 
-# --- database and AWS rotation: id_env_var on systemd consumers, alternating postgres roles -----
+# --- database and AWS rotation: id_env_var on systemd consumers (the issuer kind says whether its ids fit) --
 # See docs/runbooks/aws.md and docs/runbooks/database.md.
-
-_PG_ROLE_MAX = 63  # NAMEDATALEN - 1 bytes
-
 
 def _key_ids_fit_env(issuer):
     """None when the issuer gives every value an id a consumer can use, else why not."""
-    kind = issuer.get("kind") if isinstance(issuer, dict) else None
-    if kind == "generated":
-        return "a generated value has no key id"
-    if kind == "rest":
-        create = issuer.get("create")
-        if not (isinstance(create, dict) and create.get("id_path")):
-            return "issuer.create has no id_path, so the new value has no key id"
-    if kind == "postgres" and "roles" not in issuer:
-        return ("the single-role procedure's key ids are '<role>@<time>', not a user name (the consumer's user "
-                "is issuer.role); id_env_var is for alternating roles (issuer.roles)")
-    return None
-
-
-def _validate_postgres_roles(report, path, issuer, store):
-    roles = issuer.get("roles")
-    fix = "name two login roles with the same grants, e.g. `roles: [orders_app_a, orders_app_b]`"
-    if "role" in issuer:
-        report.error(path + ".role", "is set together with roles",
-                     "give role for the single-role procedure or roles for the alternating one, not both")
-    if not isinstance(roles, list) or len(roles) != 2:
-        report.error(path + ".roles", "must be a list of exactly two roles, got %s" % show(roles), fix)
-        return
-    for index, role in enumerate(roles):
-        if not is_str(role) or len(role.encode("utf-8")) > _PG_ROLE_MAX:
-            report.error("%s.roles[%d]" % (path, index), "%s is not a PostgreSQL role name" % show(role), fix)
-            return
-    if roles[0] == roles[1]:
-        report.error(path + ".roles", "names %s twice" % show(roles[0]), fix)
-    if isinstance(store, dict) and store.get("kind") == "aws_secretsmanager":
-        report.error(path + ".roles", "alternating roles reuse their key ids (the role names), and store kind "
-                     "aws_secretsmanager derives each version's id from the key id, so a later rotation would "
-                     "collide with an old version",
-                     "keep this credential in a vault_kv2 store, or use the single-role procedure (issuer.role)")
+    cls = issuer_class(issuer.get("kind")) if isinstance(issuer, dict) else None
+    return cls.key_ids_unfit(issuer) if cls is not None else None
 
 
 def validate_ids_and_roles(report, path, record, inventory, claims):
     issuer = record.get("issuer") if isinstance(record.get("issuer"), dict) else {}
-    if issuer.get("kind") == "postgres" and "roles" in issuer:
-        _validate_postgres_roles(report, path + ".issuer", issuer, record.get("store"))
+    issuer_cls = issuer_class(issuer.get("kind"))
+    if issuer_cls is not None:
+        store = record.get("store")
+        issuer_cls.preflight_with_store(report, path + ".issuer", issuer,
+                                        store_class(store.get("kind")) if isinstance(store, dict) else None, checks)
     consumers = record.get("consumers") if isinstance(record.get("consumers"), list) else []
     for index, consumer in enumerate(consumers):
         if not isinstance(consumer, dict) or consumer.get("kind") != "systemd" or "id_env_var" not in consumer:

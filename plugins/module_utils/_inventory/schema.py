@@ -20,7 +20,7 @@ __metaclass__ = type
 import json
 
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import (
-    ACCEPTED, CONSUMER_KINDS, ISSUER_KINDS, REQUIRED, REQUIRED_ONE_OF, SPECS, STORE_KINDS,
+    ACCEPTED, CLOSED_BLOCKS, CONSUMER_KINDS, ISSUER_BLOCKS, ISSUER_KINDS, REQUIRED, REQUIRED_ONE_OF, SPECS, STORE_KINDS,
 )
 
 SCHEMA_PATH = "meta/schemas/rotation_credentials.schema.json"
@@ -103,12 +103,11 @@ def credentials_schema():
     defs["record"]["properties"]["consumers"] = {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/consumer"}}
     for name in ("sender.switch", "sender.test", "sender.signature"):
         defs[name] = _spec_block(name)
-    # the rest issuer's sub-blocks: what is known is all that is accepted
-    rest_blocks = ("auth", "create", "revoke", "test", "usage")
-    for name in rest_blocks:
+    # an issuer kind's closed sub-blocks (the rest issuer's requests): what is known is all that is accepted
+    for name in ISSUER_BLOCKS:
         defs[name] = _spec_block(name, closed=True)
     for kind in ISSUER_KINDS:
-        refs = dict((name, name) for name in rest_blocks) if kind == "rest" else None
+        refs = dict((name, name) for name in CLOSED_BLOCKS[kind]) or None
         defs["issuer." + kind] = _spec_block("issuer." + kind, refs=refs)
     for kind in STORE_KINDS:
         defs["store." + kind] = _spec_block("store." + kind)

@@ -17,44 +17,36 @@ import datetime
 import re
 
 from ansible_collections.credops.rotation.plugins.module_utils import _policy, _time
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import checks
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.checks import (
-    HAS_JMESPATH, HEADER_NAME, PLACEHOLDER, Report, check_api_path, check_auth, check_jmespath,
+    HAS_JMESPATH, Report, check_jmespath,
     check_declared, check_mapping, check_method, check_statuses, check_url, required_str,
 )
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import (
     CONSUMER_KINDS, ISSUER_KINDS, SPECS, STORE_KINDS,
 )
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import ENV_VAR, Inventory, is_int, is_str, show
+from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import compatible_issuers, issuer_class
+from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import store_class
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.runbook_fields import (
     check_claims, validate_ids_and_roles, validate_tls_consumers, validate_webhook,
 )
 
 
-# Which issuer kinds can make which credential type.
-COMPATIBLE_ISSUERS = {
-    "api_key": ("rest", "aws_iam", "generated"),
-    "oauth_client_secret": ("rest", "generated"),
-    "service_account_token": ("rest", "aws_iam", "generated"),
-    "database": ("postgres", "generated"),
-    "webhook_secret": ("generated",),
-    "certificate": ("vault_pki",),
-}
+# Which issuer kinds can make which credential type (each kind declares its TYPES).
+COMPATIBLE_ISSUERS = dict((ctype, compatible_issuers(ctype)) for ctype in _policy.TYPES)
 
 # Data keys of a KV v2 secret the standard runbook writes beside the value itself.
 RESERVED_FIELDS = ("key_id", "rotated_at", "rotated_by", "rotation_verified_at")
 
 # How far in the future last_rotated may be before it is an error (clock skew).
 FUTURE_TOLERANCE = datetime.timedelta(minutes=5)
-MIN_GENERATED_LENGTH = 16
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CONSUMER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 _UNIT = re.compile(r"^[A-Za-z0-9:_.@\\-]+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_IAM_USER = re.compile(r"^[\w+=,.@-]{1,64}$")
-_SECRET_ID = re.compile(r"^(arn:[\w-]+:secretsmanager:[\w-]+:\d{12}:secret:)?[\w/+=.@-]{1,512}$")
-_TTL = re.compile(r"^(\d+|(\d+[smhd])+)$")
 
 
 def validate(credentials, groups=None, hosts=None, now=None, check_secrets=True, require_contact=True):
@@ -196,128 +188,12 @@ def _validate_issuer(report, path, issuer, ctype):
     if kind not in ISSUER_KINDS:
         report.error(path + ".kind", "unknown issuer kind %s" % show(kind), "use one of: " + ", ".join(ISSUER_KINDS))
         return
-    if ctype and kind not in COMPATIBLE_ISSUERS[ctype]:
+    if ctype and kind not in COMPATIBLE_ISSUERS.get(ctype, ()):
         report.error(path + ".kind", "type %s cannot be issued by %s" % (ctype, kind),
-                     "use issuer kind %s for type %s" % (" or ".join(COMPATIBLE_ISSUERS[ctype]), ctype))
+                     "use issuer kind %s for type %s" % (" or ".join(COMPATIBLE_ISSUERS.get(ctype, ())), ctype))
     report.unknown_fields(path, issuer, "issuer." + kind, "issuer")
-    {"rest": _validate_rest, "aws_iam": _validate_aws_iam, "postgres": _validate_postgres,
-     "vault_pki": _validate_vault_pki, "generated": _validate_generated}[kind](report, path, issuer)
+    issuer_class(kind).preflight(report, path, issuer, checks)
     check_declared(report, path, issuer, SPECS["issuer." + kind])
-
-
-def _validate_rest(report, path, issuer):
-    check_url(report, path + ".base_url", issuer.get("base_url"), what="API's base URL",
-              secret_travels="the admin credentials and the new keys")
-    check_auth(report, path + ".auth", issuer.get("auth"), "give the admin credentials, e.g. `auth: {type: bearer, "
-               "token: \"{{ lookup('ansible.builtin.env', 'PROVIDER_ADMIN_TOKEN') }}\"}`")
-
-    create = issuer.get("create")
-    if check_mapping(report, path + ".create", create, True,
-                     "describe the request that makes a new key: method, path, secret_path, id_path"):
-        cpath = path + ".create"
-        report.unknown_fields(cpath, create, "create", "create")
-        check_method(report, cpath + ".method", create.get("method"), "POST")
-        check_api_path(report, cpath + ".path", create.get("path"), ())
-        if "body" in create and "form" in create:
-            report.error(cpath, "both body and form are given", "use body for JSON, form for form-encoded, not both")
-        if "form" in create and not isinstance(create.get("form"), dict):
-            report.error(cpath + ".form", "must be a mapping of form fields", "write e.g. `form: {name: app}`")
-        check_statuses(report, cpath + ".expect_status", create.get("expect_status"))
-        check_jmespath(report, cpath + ".secret_path", create.get("secret_path"), example="api_key")
-        needs_id = isinstance(issuer.get("revoke"), dict) or isinstance(issuer.get("usage"), dict)
-        check_jmespath(report, cpath + ".id_path", create.get("id_path"), required=needs_id, example="id")
-
-    revoke = issuer.get("revoke")
-    if check_mapping(report, path + ".revoke", revoke, True,
-                     "describe the request that revokes a key, e.g. `revoke: {method: DELETE, path: /v1/api-keys/{id}}`"):
-        rpath = path + ".revoke"
-        report.unknown_fields(rpath, revoke, "revoke", "revoke")
-        check_method(report, rpath + ".method", revoke.get("method"), "DELETE")
-        check_api_path(report, rpath + ".path", revoke.get("path"), ("id",), ("id",), example="/v1/api-keys/{id}")
-        check_statuses(report, rpath + ".expect_status", revoke.get("expect_status"))
-
-    test = issuer.get("test")
-    if check_mapping(report, path + ".test", test, False, "describe the request that proves a key works"):
-        tpath = path + ".test"
-        report.unknown_fields(tpath, test, "test", "test")
-        check_method(report, tpath + ".method", test.get("method"), "GET")
-        check_api_path(report, tpath + ".path", test.get("path"), ("id",), example="/v1/test")
-        header = test.get("header")
-        if not is_str(header) or not HEADER_NAME.match(header):
-            report.error(tpath + ".header", "missing" if header in (None, "") else
-                         "%s is not an HTTP header name" % show(header),
-                         "name the header that carries the key, e.g. `header: Authorization`")
-        fmt = test.get("format")
-        if fmt is not None:
-            if not isinstance(fmt, str) or "{secret}" not in fmt:
-                report.error(tpath + ".format", "%s does not contain {secret}" % show(fmt),
-                             "write where the key goes, e.g. `format: \"Bearer {secret}\"`")
-            else:
-                for placeholder in PLACEHOLDER.findall(fmt):
-                    if placeholder != "secret":
-                        report.error(tpath + ".format", "unknown placeholder {%s}" % placeholder,
-                                     "only {secret} can be used here")
-        check_statuses(report, tpath + ".expect_status", test.get("expect_status"))
-
-    usage = issuer.get("usage")
-    if check_mapping(report, path + ".usage", usage, False, "describe the issuer's record of who used a key"):
-        upath = path + ".usage"
-        report.unknown_fields(upath, usage, "usage", "usage")
-        check_method(report, upath + ".method", usage.get("method"), "GET")
-        check_api_path(report, upath + ".path", usage.get("path"), ("id", "since"), ("id",),
-                       example="/v1/audit-log?api_key_id={id}&since={since}")
-        check_jmespath(report, upath + ".events_path", usage.get("events_path"), example="entries")
-        check_jmespath(report, upath + ".time_path", usage.get("time_path"), example="timestamp")
-        check_jmespath(report, upath + ".source_path", usage.get("source_path"), required=False, example="source_ip")
-
-
-def _validate_aws_iam(report, path, issuer):
-    if required_str(report, path + ".user_name", issuer.get("user_name"),
-                    "name the IAM user whose access keys are rotated, e.g. `user_name: integration-service-account`"):
-        if not _IAM_USER.match(issuer["user_name"]):
-            report.error(path + ".user_name", "%s is not a valid IAM user name" % show(issuer["user_name"]),
-                         "use up to 64 letters, digits and +=,.@_-")
-
-
-def _validate_postgres(report, path, issuer):
-    for field, example in (("host", "db.example.org"), ("db", "postgres"), ("admin_user", "rotation_admin"),
-                           ("role", "app_user")):
-        if field == "role" and "roles" in issuer:
-            continue  # the alternating procedure: see _validate_postgres_roles
-        required_str(report, "%s.%s" % (path, field), issuer.get(field), "set it, e.g. `%s: %s`" % (field, example))
-    port = issuer.get("port")
-    if port is not None and not (is_int(port) and 1 <= port <= 65535):
-        report.error(path + ".port", "%s is not a TCP port" % show(port),
-                     "write a number from 1 to 65535 (default 5432)")
-    sslmode = issuer.get("sslmode")
-    modes = SPECS["issuer.postgres"]["sslmode"]["choices"]
-    if sslmode is not None and sslmode not in modes:
-        report.error(path + ".sslmode", "unknown sslmode %s" % show(sslmode), "use one of: " + ", ".join(modes))
-
-
-def _validate_vault_pki(report, path, issuer):
-    for field, example in (("mount", "pki"), ("role", "web-server"), ("common_name", "api.example.org")):
-        required_str(report, "%s.%s" % (path, field), issuer.get(field), "set it, e.g. `%s: %s`" % (field, example))
-    ttl = issuer.get("ttl")
-    if ttl in (None, ""):
-        report.error(path + ".ttl", "missing", "give the certificate lifetime, e.g. `ttl: 2160h` (90 days)")
-    elif not ((is_int(ttl) and ttl > 0) or (isinstance(ttl, str) and _TTL.match(ttl) and ttl.strip("0smhd") != "")):
-        report.error(path + ".ttl", "%s is not a duration" % show(ttl),
-                     "write seconds or a Vault duration such as 2160h, 90d")
-    url = issuer.get("url")
-    if url is not None:
-        check_url(report, path + ".url", url, what="Vault address")
-
-
-def _validate_generated(report, path, issuer):
-    length = issuer.get("length")
-    if length is not None and not (is_int(length) and length >= MIN_GENERATED_LENGTH):
-        report.error(path + ".length", "%s is too short or not a number" % show(length),
-                     "use at least %d characters (32 or more for secrets a machine checks)" % MIN_GENERATED_LENGTH)
-    alphabet = issuer.get("alphabet")
-    if alphabet is not None and (not isinstance(alphabet, str) or len(set(alphabet)) < 2):
-        report.error(path + ".alphabet", "must be a non-empty string of at least two distinct characters "
-                     "(or an alphabet name)", "remove it for the default, or write e.g. `alphabet: hex`")
 
 
 # --- store ------------------------------------------------------------------------------------
@@ -338,30 +214,7 @@ def _validate_store(report, path, store):
         elif field in RESERVED_FIELDS or field.startswith("previous_"):
             report.error(path + ".field", "%s is reserved for the rotation's own bookkeeping" % show(field),
                          "name the value's key something else (not %s or previous_*)" % ", ".join(RESERVED_FIELDS))
-    if kind == "vault_kv2":
-        check_url(report, path + ".url", store.get("url"), required=False, what="Vault/OpenBao address",
-                  secret_travels="the store token and the secret")
-        mount = store.get("mount")
-        if mount is not None and (not is_str(mount) or mount.strip("/") != mount):
-            report.error(path + ".mount", "%s is not a mount name" % show(mount),
-                         "write the KV v2 mount without slashes, e.g. `mount: secret`")
-        secret_path = store.get("path")
-        if required_str(report, path + ".path", secret_path,
-                        "give the secret's path in the mount, e.g. `path: api-credentials/payment-gateway-api`"):
-            if secret_path.startswith("/") or secret_path.endswith("/"):
-                report.error(path + ".path", "%s has a leading or trailing '/'" % show(secret_path),
-                             "write the path without them, e.g. api-credentials/payment-gateway-api")
-            elif secret_path.split("/")[0] in ("data", "metadata"):
-                report.error(path + ".path", "%s starts with the KV v2 API's %s/ segment" % (
-                    show(secret_path), secret_path.split("/")[0]),
-                    "give the logical path without data/ or metadata/ (the store adds it)")
-    else:
-        secret_id = store.get("secret_id")
-        if required_str(report, path + ".secret_id", secret_id,
-                        "name the secret, e.g. `secret_id: payment-gateway-api` (a name or an ARN)"):
-            if not _SECRET_ID.match(secret_id):
-                report.error(path + ".secret_id", "%s is not a Secrets Manager name or ARN" % show(secret_id),
-                             "use letters, digits and /_+=.@- (or the secret's full ARN)")
+    store_class(kind).preflight(report, path, store, checks)
 
     check_declared(report, path, store, SPECS["store." + kind])
 
@@ -389,15 +242,14 @@ def _host_ref(report, path, value, inventory, required=True, what="hosts"):
 
 
 def _external_secret_store(report, path, consumer, store):
-    """An ExternalSecret syncs what AWS Secrets Manager labels AWSCURRENT; the rotation keeps the
-    new value AWSPENDING until every consumer verified it, so a force-sync would deploy the old
-    value (and later overwrite a Secret written directly)."""
+    """An ExternalSecret syncs what the store calls current; a store kind that keeps the new
+    value beside the current one until every consumer verified it (its EXTERNAL_SECRET_PROBLEM)
+    would have a force-sync deploy the old value (and later overwrite a Secret written directly)."""
     if consumer.get("kind") != "kubernetes" or consumer.get("external_secret") in (None, ""):
         return
-    if isinstance(store, dict) and store.get("kind") == "aws_secretsmanager":
-        report.error(path + ".external_secret",
-                     "an ExternalSecret reads AWSCURRENT, but with an aws_secretsmanager store the new value is "
-                     "AWSPENDING until every consumer verified it",
+    store_cls = store_class(store.get("kind")) if isinstance(store, dict) else None
+    if store_cls is not None and store_cls.EXTERNAL_SECRET_PROBLEM:
+        report.error(path + ".external_secret", store_cls.EXTERNAL_SECRET_PROBLEM,
                      "let the rotation write the Kubernetes Secret itself: `secret: NAME` without `external_secret:` "
                      "(and stop the ExternalSecret from managing that Secret)")
 

@@ -33,6 +33,68 @@ class Issuer(object):
     #: whether revoke() has any meaning (generated values are dropped, not revoked)
     can_revoke = True
 
+    # --- what the kind declares (read by preflight, the schema, the modules and the roles;
+    # class-level, so nothing is constructed and no library is imported to read them) ---------
+
+    #: the credential types (the record's ``type``) this kind can issue
+    TYPES = ()
+    #: the fields preflight requires in the issuer block (the JSON Schema's ``required``)
+    REQUIRED = ("kind",)
+    #: sets of fields of which the block needs one (e.g. postgres: ``role`` or ``roles``)
+    REQUIRED_ONE_OF = ()
+    #: sub-blocks whose known fields are all that is accepted (their options are in ARGSPEC)
+    CLOSED_BLOCKS = ()
+    #: the fields each of those sub-blocks requires
+    BLOCK_REQUIRED = {}
+    #: defaults the contract fills in (``normalize``), by field
+    DEFAULTS = {}
+
+    @classmethod
+    def preflight(cls, report, path, block, check):
+        """The kind's own preflight checks of an issuer ``block`` (a mapping, kind known):
+        problems go to ``report`` (``report.error(path, problem, fix)``), named by ``path``.
+        ``check`` is the module of shared field checks (``_inventory.checks``), passed in so
+        the kind's file imports nothing of preflight."""
+
+    @classmethod
+    def preflight_with_store(cls, report, path, block, store_cls, check):
+        """The kind's checks that need the record's store kind too (``store_cls``: its Store class,
+        or None when the store block is not a mapping); run with the runbook fields' checks."""
+
+    @classmethod
+    def normalize(cls, block):
+        """Fill the contract's defaults into an issuer ``block`` (in place)."""
+        for name, value in cls.DEFAULTS.items():
+            block.setdefault(name, value)
+
+    @classmethod
+    def key_ids_unfit(cls, block):
+        """None when every new value has an id a consumer can use (id_env_var), else why not."""
+        return None
+
+    @classmethod
+    def stored_facts(cls, key_id, info):
+        """Non-secret facts the store keeps beside a new value: dict(metadata=..., data=...),
+        from issue_key's ``key_id`` and ``info`` (empty in check mode)."""
+        return dict(metadata={}, data={})
+
+    @classmethod
+    def public_values(cls, info):
+        """Public values of a new key the deploy step uses beside it (e.g. a certificate), or {}."""
+        return {}
+
+    @classmethod
+    def replaces_in_place(cls, block):
+        """True when ``create`` replaced the previous value at the issuer, so a roll back restores
+        it there first (``restore``), before the store and the consumers get it back."""
+        return False
+
+    @classmethod
+    def previous_record(cls, block, key_id):
+        """The unauthenticated HTTP request (url, headers, validate_certs, ca_path) that reads
+        the public record of ``key_id`` back from the issuer on a roll back, or None."""
+        return None
+
     def __init__(self, config, credential):
         self.config = config or {}
         self.credential = credential

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import time
 
 from ansible.module_utils.basic import missing_required_lib
@@ -40,6 +41,9 @@ ARGSPEC = dict(
     wait_timeout=dict(type="int"),
 )
 
+# What IAM accepts as a user name.
+_IAM_USER = re.compile(r"^[\w+=,.@-]{1,64}$")
+
 # Answers of STS that mean "this key is not (or not yet) accepted".
 _REJECTED = ("InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException",
              "AuthFailure", "ExpiredToken", "InvalidAccessKeyId")
@@ -59,6 +63,17 @@ _FIXES = {
 class AwsIamIssuer(Issuer):
     kind = "aws_iam"
     ARGSPEC = ARGSPEC
+    TYPES = ("api_key", "service_account_token")
+    REQUIRED = ("kind", "user_name")
+
+    @classmethod
+    def preflight(cls, report, path, block, check):
+        if check.required_str(report, path + ".user_name", block.get("user_name"),
+                              "name the IAM user whose access keys are rotated, e.g. "
+                              "`user_name: integration-service-account`"):
+            if not _IAM_USER.match(block["user_name"]):
+                report.error(path + ".user_name", "%s is not a valid IAM user name" % check.show(block["user_name"]),
+                             "use up to 64 letters, digits and +=,.@_-")
 
     def __init__(self, config, credential):
         super(AwsIamIssuer, self).__init__(config, credential)

@@ -30,6 +30,8 @@ ALPHABETS = {
     "alnum": string.ascii_letters + string.digits,
 }
 DEFAULT_LENGTH = 48
+#: the shortest length preflight accepts
+MIN_LENGTH = 16
 MIN_BITS = 128
 
 
@@ -51,6 +53,22 @@ def entropy_bits(length, alphabet):
 class GeneratedIssuer(Issuer):
     kind = "generated"
     ARGSPEC = ARGSPEC
+    TYPES = ("api_key", "oauth_client_secret", "service_account_token", "database", "webhook_secret")
+
+    @classmethod
+    def preflight(cls, report, path, block, check):
+        length = block.get("length")
+        if length is not None and not (check.is_int(length) and length >= MIN_LENGTH):
+            report.error(path + ".length", "%s is too short or not a number" % check.show(length),
+                         "use at least %d characters (32 or more for secrets a machine checks)" % MIN_LENGTH)
+        alphabet = block.get("alphabet")
+        if alphabet is not None and (not isinstance(alphabet, str) or len(set(alphabet)) < 2):
+            report.error(path + ".alphabet", "must be a non-empty string of at least two distinct characters "
+                         "(or an alphabet name)", "remove it for the default, or write e.g. `alphabet: hex`")
+
+    @classmethod
+    def key_ids_unfit(cls, block):
+        return "a generated value has no key id"
     has_ids = False
     can_revoke = False
 

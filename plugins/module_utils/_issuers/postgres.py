@@ -66,6 +66,9 @@ ARGSPEC = dict(
     length=dict(type="int"),
 )
 
+# The longest role name PostgreSQL keeps (NAMEDATALEN - 1 bytes).
+_ROLE_NAME_MAX = 63
+
 PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_"
 
 # Login failures that mean "this password does not (or no longer) log in".
@@ -115,6 +118,66 @@ SELECT 'owner of schema ' || quote_ident(nspname)
 class PostgresIssuer(Issuer):
     kind = "postgres"
     ARGSPEC = ARGSPEC
+    TYPES = ("database",)
+    REQUIRED = ("kind", "host", "db", "admin_user")
+    #: the single-role or the alternating procedure
+    REQUIRED_ONE_OF = (("role",), ("roles",))
+    DEFAULTS = dict(port=5432)
+
+    @classmethod
+    def preflight(cls, report, path, block, check):
+        for field, example in (("host", "db.example.org"), ("db", "postgres"), ("admin_user", "rotation_admin"),
+                               ("role", "app_user")):
+            if field == "role" and "roles" in block:
+                continue  # the alternating procedure: see preflight_roles
+            check.required_str(report, "%s.%s" % (path, field), block.get(field),
+                               "set it, e.g. `%s: %s`" % (field, example))
+        port = block.get("port")
+        if port is not None and not (check.is_int(port) and 1 <= port <= 65535):
+            report.error(path + ".port", "%s is not a TCP port" % check.show(port),
+                         "write a number from 1 to 65535 (default 5432)")
+        sslmode = block.get("sslmode")
+        modes = ARGSPEC["sslmode"]["choices"]
+        if sslmode is not None and sslmode not in modes:
+            report.error(path + ".sslmode", "unknown sslmode %s" % check.show(sslmode), "use one of: " + ", ".join(modes))
+
+    @classmethod
+    def key_ids_unfit(cls, block):
+        if "roles" not in block:
+            return ("the single-role procedure's key ids are '<role>@<time>', not a user name (the consumer's user "
+                    "is issuer.role); id_env_var is for alternating roles (issuer.roles)")
+        return None
+
+    @classmethod
+    def preflight_with_store(cls, report, path, block, store_cls, check):
+        """The alternating procedure (``roles``): two distinct role names, and a store whose
+        version ids do not derive from the key id (alternating roles reuse their key ids)."""
+        if "roles" not in block:
+            return
+        roles = block.get("roles")
+        fix = "name two login roles with the same grants, e.g. `roles: [orders_app_a, orders_app_b]`"
+        if "role" in block:
+            report.error(path + ".role", "is set together with roles",
+                         "give role for the single-role procedure or roles for the alternating one, not both")
+        if not isinstance(roles, list) or len(roles) != 2:
+            report.error(path + ".roles", "must be a list of exactly two roles, got %s" % check.show(roles), fix)
+            return
+        for index, role in enumerate(roles):
+            if not check.is_str(role) or len(role.encode("utf-8")) > _ROLE_NAME_MAX:
+                report.error("%s.roles[%d]" % (path, index), "%s is not a PostgreSQL role name" % check.show(role), fix)
+                return
+        if roles[0] == roles[1]:
+            report.error(path + ".roles", "names %s twice" % check.show(roles[0]), fix)
+        if store_cls is not None and store_cls.VERSION_IDS_FROM_KEY_ID:
+            report.error(path + ".roles", "alternating roles reuse their key ids (the role names), and store kind "
+                         "%s derives each version's id from the key id, so a later rotation would "
+                         "collide with an old version" % store_cls.kind,
+                         "keep this credential in a vault_kv2 store, or use the single-role procedure (issuer.role)")
+
+    @classmethod
+    def replaces_in_place(cls, block):
+        # one role: issuing changed the role's password, the previous one no longer logs in
+        return "roles" not in block
     #: revoke works from the old password itself (``secret``); the key id is informative
     revoke_needs_id = False
 

@@ -3,7 +3,10 @@
 """Pick the issuer class by ``issuer.kind``, and the one argspec of the ``issuer`` option.
 
 The imports are static so AnsiballZ packs every kind into the module. Adding a kind is
-adding one file with an Issuer subclass and its ARGSPEC, and one line in ISSUERS.
+adding one file with an Issuer subclass (its ARGSPEC and its declarations: the credential
+types it issues, required fields, preflight checks, stored facts, roll back order), one line
+in ISSUERS, and its options in the doc fragment credops.rotation.issuer. Preflight, the JSON
+Schema, the modules and the roles read those declarations through this registry.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,6 +32,32 @@ ISSUERS = {
 }
 
 
+def issuer_class(kind):
+    """The Issuer subclass of ``kind``, or None (reading its declarations constructs nothing)."""
+    return ISSUERS.get(kind) if isinstance(kind, str) else None
+
+
+def compatible_issuers(ctype):
+    """The issuer kinds that can issue credential type ``ctype``, in registry order."""
+    return tuple(kind for kind, cls in ISSUERS.items() if ctype in cls.TYPES)
+
+
+def issuer_traits(issuer, key_id=None):
+    """What the roles need to know about an issuer block, without naming its kind:
+
+    - ``replaces_in_place``: its ``create`` replaced the previous value at the issuer, so a roll
+      back restores the previous value there first, before the store and the consumers;
+    - ``previous_record``: the request (url, headers, validate_certs, ca_path) that reads the
+      public record of ``key_id`` back from the issuer on a roll back, or None."""
+    block = issuer if isinstance(issuer, dict) else {}
+    cls = issuer_class(block.get("kind"))
+    if cls is None:
+        raise RotationError("unknown issuer kind %r." % (block.get("kind"),), step="preflight",
+                            fix="set issuer.kind to one of: %s." % ", ".join(sorted(ISSUERS)))
+    return dict(kind=cls.kind, replaces_in_place=bool(cls.replaces_in_place(block)),
+                previous_record=cls.previous_record(block, key_id))
+
+
 def _issuer_argspec():
     """The union of every kind's options (documented in doc fragment credops.rotation.issuer).
 
@@ -49,6 +78,15 @@ def _issuer_argspec():
 
 #: the argspec of a module's ``issuer`` option
 ISSUER_ARGSPEC = dict(type="dict", required=True, options=_issuer_argspec())
+
+
+def register_issuer(cls):
+    """Add an Issuer subclass to ISSUERS by its ``kind`` and rebuild ISSUER_ARGSPEC's options in
+    place. The collection's own kinds are the lines of ISSUERS above; this is for a kind defined
+    elsewhere (tests). Call it before ``_inventory`` is imported: preflight's tables are built once."""
+    ISSUERS[cls.kind] = cls
+    ISSUER_ARGSPEC["options"] = _issuer_argspec()
+    return cls
 
 
 def _prune(value, options):

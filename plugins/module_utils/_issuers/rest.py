@@ -94,6 +94,101 @@ def describe_shape(data):
 class RestIssuer(Issuer):
     kind = "rest"
     ARGSPEC = ARGSPEC
+    TYPES = ("api_key", "oauth_client_secret", "service_account_token")
+    REQUIRED = ("kind", "base_url", "auth", "create", "revoke")
+    #: the request blocks (and the auth block): what is known there is all that is accepted
+    CLOSED_BLOCKS = ("auth", "create", "revoke", "test", "usage")
+    #: each request's required fields (preflight, the JSON Schema)
+    BLOCK_REQUIRED = dict(auth=("type",), create=("path", "secret_path"), revoke=("path",),
+                          test=("path", "header"), usage=("path", "events_path", "time_path"))
+    _METHODS = (("create", "POST"), ("revoke", "DELETE"), ("test", "GET"), ("usage", "GET"))
+
+    @classmethod
+    def normalize(cls, block):
+        """Request methods upper-case (POST/DELETE/GET by default), expect_status a list,
+        test.format "{secret}" by default."""
+        for section, method in cls._METHODS:
+            part = block.get(section)
+            if isinstance(part, dict):
+                part["method"] = str(part.get("method") or method).upper()
+                if isinstance(part.get("expect_status"), int) and not isinstance(part.get("expect_status"), bool):
+                    part["expect_status"] = [part["expect_status"]]
+        if isinstance(block.get("test"), dict):
+            block["test"].setdefault("format", "{secret}")
+
+    @classmethod
+    def key_ids_unfit(cls, block):
+        create = block.get("create")
+        if not (isinstance(create, dict) and create.get("id_path")):
+            return "issuer.create has no id_path, so the new value has no key id"
+        return None
+
+    @classmethod
+    def preflight(cls, report, path, block, check):
+        check.check_url(report, path + ".base_url", block.get("base_url"), what="API's base URL",
+                        secret_travels="the admin credentials and the new keys")
+        check.check_auth(report, path + ".auth", block.get("auth"), "give the admin credentials, e.g. `auth: "
+                         "{type: bearer, token: \"{{ lookup('ansible.builtin.env', 'PROVIDER_ADMIN_TOKEN') }}\"}`")
+        for section, required, fix in (
+                ("create", True, "describe the request that makes a new key: method, path, secret_path, id_path"),
+                ("revoke", True, "describe the request that revokes a key, e.g. `revoke: {method: DELETE, "
+                                 "path: /v1/api-keys/{id}}`"),
+                ("test", False, "describe the request that proves a key works"),
+                ("usage", False, "describe the issuer's record of who used a key")):
+            part = block.get(section)
+            if check.check_mapping(report, "%s.%s" % (path, section), part, required, fix):
+                report.unknown_fields("%s.%s" % (path, section), part, section, section)
+                getattr(cls, "_preflight_" + section)(report, "%s.%s" % (path, section), part, block, check)
+
+    @staticmethod
+    def _preflight_create(report, cpath, create, block, check):
+        check.check_method(report, cpath + ".method", create.get("method"), "POST")
+        check.check_api_path(report, cpath + ".path", create.get("path"), ())
+        if "body" in create and "form" in create:
+            report.error(cpath, "both body and form are given", "use body for JSON, form for form-encoded, not both")
+        if "form" in create and not isinstance(create.get("form"), dict):
+            report.error(cpath + ".form", "must be a mapping of form fields", "write e.g. `form: {name: app}`")
+        check.check_statuses(report, cpath + ".expect_status", create.get("expect_status"))
+        check.check_jmespath(report, cpath + ".secret_path", create.get("secret_path"), example="api_key")
+        needs_id = isinstance(block.get("revoke"), dict) or isinstance(block.get("usage"), dict)
+        check.check_jmespath(report, cpath + ".id_path", create.get("id_path"), required=needs_id, example="id")
+
+    @staticmethod
+    def _preflight_revoke(report, rpath, revoke, block, check):
+        check.check_method(report, rpath + ".method", revoke.get("method"), "DELETE")
+        check.check_api_path(report, rpath + ".path", revoke.get("path"), ("id",), ("id",), example="/v1/api-keys/{id}")
+        check.check_statuses(report, rpath + ".expect_status", revoke.get("expect_status"))
+
+    @staticmethod
+    def _preflight_test(report, tpath, test, block, check):
+        check.check_method(report, tpath + ".method", test.get("method"), "GET")
+        check.check_api_path(report, tpath + ".path", test.get("path"), ("id",), example="/v1/test")
+        header = test.get("header")
+        if not check.is_str(header) or not check.HEADER_NAME.match(header):
+            report.error(tpath + ".header", "missing" if header in (None, "") else
+                         "%s is not an HTTP header name" % check.show(header),
+                         "name the header that carries the key, e.g. `header: Authorization`")
+        fmt = test.get("format")
+        if fmt is not None:
+            if not isinstance(fmt, str) or "{secret}" not in fmt:
+                report.error(tpath + ".format", "%s does not contain {secret}" % check.show(fmt),
+                             "write where the key goes, e.g. `format: \"Bearer {secret}\"`")
+            else:
+                for placeholder in check.PLACEHOLDER.findall(fmt):
+                    if placeholder != "secret":
+                        report.error(tpath + ".format", "unknown placeholder {%s}" % placeholder,
+                                     "only {secret} can be used here")
+        check.check_statuses(report, tpath + ".expect_status", test.get("expect_status"))
+
+    @staticmethod
+    def _preflight_usage(report, upath, usage, block, check):
+        check.check_method(report, upath + ".method", usage.get("method"), "GET")
+        check.check_api_path(report, upath + ".path", usage.get("path"), ("id", "since"), ("id",),
+                             example="/v1/audit-log?api_key_id={id}&since={since}")
+        check.check_jmespath(report, upath + ".events_path", usage.get("events_path"), example="entries")
+        check.check_jmespath(report, upath + ".time_path", usage.get("time_path"), example="timestamp")
+        check.check_jmespath(report, upath + ".source_path", usage.get("source_path"), required=False,
+                             example="source_ip")
 
     def __init__(self, config, credential):
         super(RestIssuer, self).__init__(config, credential)

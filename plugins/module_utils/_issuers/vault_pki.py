@@ -12,6 +12,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
+import re
 import time
 
 from ansible.module_utils.basic import missing_required_lib
@@ -32,6 +34,18 @@ from ansible_collections.credops.rotation.plugins.module_utils._x509 import pem_
 
 requests_exceptions = LazyModule("requests.exceptions")
 
+# A Vault duration (seconds, or e.g. 2160h, 90d, 1h30m).
+_TTL = re.compile(r"^(\d+|(\d+[smhd])+)$")
+
+
+def pki_cert_url(block, what):
+    """The PKI's public read of one certificate (a serial, in Vault's ``aa:bb`` or ``aa-bb``
+    spelling) or of ``ca_chain``: ``url`` (default VAULT_ADDR here) and ``mount`` (default pki)."""
+    base = (block.get("url") or os.environ.get("VAULT_ADDR") or "").rstrip("/")
+    mount = (block.get("mount") or "pki").strip("/")
+    return "%s/v1/%s/cert/%s" % (base, mount, str(what).replace(":", "-"))
+
+
 ARGSPEC = dict(
     url=dict(type="str"),
     token=dict(type="str", no_log=True),
@@ -51,6 +65,48 @@ ARGSPEC = dict(
 class VaultPkiIssuer(Issuer):
     kind = "vault_pki"
     ARGSPEC = ARGSPEC
+    TYPES = ("certificate",)
+    REQUIRED = ("kind", "mount", "role", "common_name", "ttl")
+
+    @classmethod
+    def preflight(cls, report, path, block, check):
+        for field, example in (("mount", "pki"), ("role", "web-server"), ("common_name", "api.example.org")):
+            check.required_str(report, "%s.%s" % (path, field), block.get(field),
+                               "set it, e.g. `%s: %s`" % (field, example))
+        ttl = block.get("ttl")
+        if ttl in (None, ""):
+            report.error(path + ".ttl", "missing", "give the certificate lifetime, e.g. `ttl: 2160h` (90 days)")
+        elif not ((check.is_int(ttl) and ttl > 0)
+                  or (isinstance(ttl, str) and _TTL.match(ttl) and ttl.strip("0smhd") != "")):
+            report.error(path + ".ttl", "%s is not a duration" % check.show(ttl),
+                         "write seconds or a Vault duration such as 2160h, 90d")
+        url = block.get("url")
+        if url is not None:
+            check.check_url(report, path + ".url", url, what="Vault address")
+
+    @classmethod
+    def stored_facts(cls, key_id, info):
+        """The new certificate's validity and serial (for the due check), and its public half
+        beside the private key (the value): never secret."""
+        dates = dict(not_before=info.get("not_before"), not_after=info.get("not_after"))
+        return dict(metadata=dict(dates, certificate_serial=key_id),
+                    data=dict(dates, certificate=info.get("certificate"),
+                              issuing_ca="\n".join(info.get("ca_chain") or [])))
+
+    @classmethod
+    def public_values(cls, info):
+        return dict(cert=info.get("certificate"), ca="\n".join(info.get("ca_chain") or []) or None)
+
+    @classmethod
+    def previous_record(cls, block, key_id):
+        """The PKI's public read of the previous certificate by serial (no token is sent)."""
+        if key_id in (None, ""):
+            return None
+        namespace = block.get("namespace")
+        return dict(url=pki_cert_url(block, key_id),
+                    headers={"X-Vault-Namespace": namespace} if namespace else {},
+                    validate_certs=block["validate_certs"] if "validate_certs" in block else True,
+                    ca_path=block.get("ca_path"))
 
     def __init__(self, config, credential):
         super(VaultPkiIssuer, self).__init__(config, credential)

@@ -341,6 +341,31 @@ class Store(object):
     #: the new value is written straight into the current slot (KV v2) or beside it (AWS)
     pending_is_current = True
 
+    # --- what the kind declares (read by preflight and the JSON Schema through the registry;
+    # class-level, so nothing is constructed and no library is imported to read them) ---------
+
+    #: the options of STORE_ARGSPEC (the union of the kinds) this kind uses, besides ``kind``
+    FIELDS = ()
+    #: the fields it requires besides ``kind`` (STORE_REQUIRED_IF, preflight, the JSON Schema)
+    REQUIRED = ()
+    #: defaults the contract fills in (``normalize``), by field
+    DEFAULTS = {}
+    #: each version's id derives from the key id, so a key id used again would collide
+    VERSION_IDS_FROM_KEY_ID = False
+    #: why a Kubernetes ExternalSecret cannot read this store during a rotation, or None
+    EXTERNAL_SECRET_PROBLEM = None
+
+    @classmethod
+    def preflight(cls, report, path, block, check):
+        """The kind's own preflight checks of a store ``block`` (a mapping, kind known); problems
+        go to ``report``. ``check`` is the module of shared field checks (``_inventory.checks``)."""
+
+    @classmethod
+    def normalize(cls, block):
+        """Fill the contract's defaults into a store ``block`` (in place)."""
+        for name, value in cls.DEFAULTS.items():
+            block.setdefault(name, value)
+
     def __init__(self, config, credential):
         self.config = dict(config or {})
         self.credential = credential

@@ -126,8 +126,27 @@ def version_token(secret_id, key_id=None, value=None):
     return TOKEN_PREFIX + digest[:40]
 
 
+# A secret's name or ARN, as Secrets Manager accepts it.
+_SECRET_ID = re.compile(r"^(arn:[\w-]+:secretsmanager:[\w-]+:\d{12}:secret:)?[\w/+=.@-]{1,512}$")
+
+
 class AwsSecretsManagerStore(Store):
     kind = "aws_secretsmanager"
+    # without field the whole SecretString is the value
+    FIELDS = ("secret_id", "region", "endpoint_url", "profile", "field", "validate_certs", "ca_cert", "timeout")
+    REQUIRED = ("secret_id",)
+    VERSION_IDS_FROM_KEY_ID = True
+    EXTERNAL_SECRET_PROBLEM = ("an ExternalSecret reads AWSCURRENT, but with an aws_secretsmanager store the new "
+                               "value is AWSPENDING until every consumer verified it")
+
+    @classmethod
+    def preflight(cls, report, path, block, check):
+        secret_id = block.get("secret_id")
+        if check.required_str(report, path + ".secret_id", secret_id,
+                              "name the secret, e.g. `secret_id: payment-gateway-api` (a name or an ARN)"):
+            if not _SECRET_ID.match(secret_id):
+                report.error(path + ".secret_id", "%s is not a Secrets Manager name or ARN" % check.show(secret_id),
+                             "use letters, digits and /_+=.@- (or the secret's full ARN)")
     library = "boto3"
     pending_is_current = False
 

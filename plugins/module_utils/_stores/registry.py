@@ -4,7 +4,8 @@
 
 ``STORE_ARGSPEC`` is mirrored by the doc fragment ``credops.rotation.store``; the module
 ``secret_store`` and the lookup ``store`` both validate with it. Adding a kind is adding
-one file under ``_stores/`` and one line to ``STORES``.
+one file under ``_stores/`` (a Store subclass and its declarations: FIELDS, REQUIRED, DEFAULTS,
+preflight), one line to ``STORES``, and its options here and in the doc fragment.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -53,11 +54,25 @@ STORE_ARGSPEC = dict(
     profile=dict(type="str", fallback=(env_fallback, ["AWS_PROFILE"])),
 )
 
-STORE_REQUIRED_IF = [
-    ("kind", "vault_kv2", ("path",)),
-    ("kind", "aws_secretsmanager", ("secret_id",)),
+# Each kind's required fields (its REQUIRED), and the AppRole fields when auth_method is approle.
+STORE_REQUIRED_IF = [("kind", kind, tuple(cls.REQUIRED)) for kind, cls in STORES.items() if cls.REQUIRED] + [
     ("auth_method", "approle", ("role_id", "approle_secret_id")),
 ]
+
+
+def _check_fields():
+    for kind, cls in STORES.items():
+        unknown = set(cls.FIELDS) - set(STORE_ARGSPEC)
+        if unknown:
+            raise ValueError("store kind %s declares fields STORE_ARGSPEC lacks: %s" % (kind, sorted(unknown)))
+
+
+_check_fields()
+
+
+def store_class(kind):
+    """The Store subclass of ``kind``, or None (reading its declarations constructs nothing)."""
+    return STORES.get(kind) if isinstance(kind, str) else None
 
 
 def store_option_spec():

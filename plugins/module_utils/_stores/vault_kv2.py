@@ -55,6 +55,29 @@ RESERVED_DATA = ("key_id", "previous_key_id", "rotation_phase") + DATA_FIELDS
 
 class VaultKV2Store(Store):
     kind = "vault_kv2"
+    FIELDS = ("url", "auth_method", "token", "role_id", "approle_secret_id", "approle_mount", "namespace", "mount",
+              "path", "field", "validate_certs", "ca_cert", "timeout")
+    REQUIRED = ("path",)
+    DEFAULTS = dict(field=DEFAULT_FIELD, mount="secret")
+
+    @classmethod
+    def preflight(cls, report, path, block, check):
+        check.check_url(report, path + ".url", block.get("url"), required=False, what="Vault/OpenBao address",
+                        secret_travels="the store token and the secret")
+        mount = block.get("mount")
+        if mount is not None and (not check.is_str(mount) or mount.strip("/") != mount):
+            report.error(path + ".mount", "%s is not a mount name" % check.show(mount),
+                         "write the KV v2 mount without slashes, e.g. `mount: secret`")
+        secret_path = block.get("path")
+        if check.required_str(report, path + ".path", secret_path,
+                              "give the secret's path in the mount, e.g. `path: api-credentials/payment-gateway-api`"):
+            if secret_path.startswith("/") or secret_path.endswith("/"):
+                report.error(path + ".path", "%s has a leading or trailing '/'" % check.show(secret_path),
+                             "write the path without them, e.g. api-credentials/payment-gateway-api")
+            elif secret_path.split("/")[0] in ("data", "metadata"):
+                report.error(path + ".path", "%s starts with the KV v2 API's %s/ segment" % (
+                    check.show(secret_path), secret_path.split("/")[0]),
+                    "give the logical path without data/ or metadata/ (the store adds it)")
     library = "hvac"
     pending_is_current = True
 
