@@ -38,6 +38,8 @@ LAB_SUBSET = [
     "tests/integration/test_check_expiry.py::test_overdue_fails_the_run_and_names_them",
     "tests/integration/test_check_expiry.py::test_text_report_is_printed_by_default",
     "tests/integration/test_in_process.py",
+    "tests/integration/test_module_defaults.py",
+    "tests/integration/test_one_restart_per_service.py::test_three_credentials_one_restart_per_host",
     "tests/integration/test_collection_build.py",
 ]
 
