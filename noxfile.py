@@ -59,7 +59,9 @@ def _interpreter(version):
 @nox.session(name="core", venv_backend="venv")
 @nox.parametrize(("python", "core"), [(_interpreter(py), core) for core, py in CORES.items()], ids=list(CORES))
 def core(session, core):
-    session.install("ansible-core==%s.*" % core, "-r", "requirements.txt", "pytest>=8,<10", "pytest-timeout>=2.3,<3")
+    # the unit tests need pytest and jsonschema (the published schema is checked) besides the collection's own
+    session.install("ansible-core==%s.*" % core, "-r", "requirements.txt", "pytest>=8,<10", "pytest-timeout>=2.3,<3",
+                    "jsonschema>=4.18,<5")
     session.run("python", "-m", "pip", "check", silent=True)
     session.run("ansible", "--version")
 
