@@ -22,6 +22,9 @@ except ImportError:  # pragma: no cover - reported as a validation error
 
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import ACCEPTED, AUTH_TYPES, HTTP_METHODS, KNOWN
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import is_int, is_str, show, templated
+# carries: whether a sender call's body or form holds "{secret}" (runbook_fields imports it from here);
+# the same code as the module webhook_sender's, from the light _sender_spec
+from ansible_collections.credops.rotation.plugins.module_utils._sender_spec import carries
 
 
 # Secret-bearing fields: their values never appear in a message.
@@ -165,16 +168,6 @@ def required_str(report, path, value, fix):
                      "must be a string, got %s" % type(value).__name__, fix)
         return False
     return True
-
-
-def carries(value, token):
-    if isinstance(value, str):
-        return token in value
-    if isinstance(value, dict):
-        return any(carries(k, token) or carries(v, token) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(carries(v, token) for v in value)
-    return False
 
 
 def check_auth(report, path, auth, fix):
