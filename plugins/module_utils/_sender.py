@@ -50,6 +50,7 @@ MATCH_LABELS = ("current", "new", "old", "none")
 REJECTED = (401, 403)
 TEST_EVENT_TYPE = "credops.rotation.test"
 
+
 def _error(message, credential=None, step=None, fix=None, secrets=()):
     return RotationError(scrub(message, secrets), credential=credential, step=step, fix=fix)
 

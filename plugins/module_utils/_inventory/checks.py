@@ -20,12 +20,14 @@ try:
 except ImportError:  # pragma: no cover - reported as a validation error
     HAS_JMESPATH = False
 
+from ansible_collections.credops.rotation.plugins.module_utils import _sender_spec
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import ACCEPTED, AUTH_TYPES, HTTP_METHODS, KNOWN
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import is_int, is_str, show, templated
-# carries: whether a sender call's body or form holds "{secret}" (runbook_fields imports it from here);
-# the same code as the module webhook_sender's, from the light _sender_spec
-from ansible_collections.credops.rotation.plugins.module_utils._sender_spec import carries
 
+
+# Whether a sender call's body or form holds "{secret}" (runbook_fields takes it from here): the
+# module webhook_sender's own check, from the light _sender_spec.
+carries = _sender_spec.carries
 
 # Secret-bearing fields: their values never appear in a message.
 SECRET_AUTH_FIELDS = ("token", "password", "value")
