@@ -20,6 +20,7 @@ from ansible_collections.credops.rotation.plugins.module_utils import _audit_sin
 from ansible_collections.credops.rotation.plugins.module_utils._inventory import (
     depmap as _depmap, drift as _drift, model as _model, normalize as _normalize, validation as _validation,
 )
+from ansible_collections.credops.rotation.plugins.plugin_utils.record_hosts import record_hosts
 
 display = Display()
 
@@ -113,21 +114,11 @@ def due_report(records_with_ages, now=None, groups=None):
                                  "mapping, got %s" % type(records_with_ages).__name__)
     if groups is not None:
         inventory = _model.Inventory(groups)
-        entries = [dict(e, hosts=_hosts_of(e.get("record"), inventory)) for e in entries]
+        entries = [dict(e, hosts=record_hosts(e.get("record"), inventory)) for e in entries]
     try:
         return _policy.due_report(entries, now)
     except ValueError as exc:
         raise AnsibleFilterError("due_report: %s (run validate_credentials first)" % exc)
-
-
-def _hosts_of(record, inventory):
-    hosts = []
-    for consumer in (record or {}).get("consumers") or []:
-        if isinstance(consumer, dict):
-            for host in _model.consumer_hosts(consumer, inventory):
-                if host not in hosts:
-                    hosts.append(host)
-    return hosts
 
 
 def due_summary(rows):

@@ -160,6 +160,7 @@ from ansible.utils.display import Display
 from ansible_collections.credops.rotation.plugins.module_utils import _policy, _time, _x509
 from ansible_collections.credops.rotation.plugins.module_utils._inventory import model as _model
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
+from ansible_collections.credops.rotation.plugins.plugin_utils.record_hosts import record_hosts
 
 display = Display()
 
@@ -346,7 +347,7 @@ def report(credentials, names=None, now=None, groups=None, get_store=None, hostv
     def one(job):
         name, record, endpoints = job
         entry = collect(name, record, get_store, now, endpoints, endpoint_timeout, peer)
-        entry["hosts"] = _hosts(record, inventory)
+        entry["hosts"] = record_hosts(record, inventory)
         return entry
 
     if workers and workers > 1 and len(jobs) > 1:
@@ -369,16 +370,6 @@ def report(credentials, names=None, now=None, groups=None, get_store=None, hostv
         if row["credential"] in notes:
             row["reason"] += "; " + "; ".join(notes[row["credential"]])
     return rows
-
-
-def _hosts(record, inventory):
-    hosts = []
-    for consumer in record.get("consumers") or []:
-        if isinstance(consumer, dict):
-            for host in _model.consumer_hosts(consumer, inventory):
-                if host not in hosts:
-                    hosts.append(host)
-    return hosts
 
 
 def _load_store_libraries(kinds):

@@ -34,7 +34,7 @@ import time
 
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 
-from ansible_collections.credops.rotation.plugins.module_utils import _verify, _webhook
+from ansible_collections.credops.rotation.plugins.module_utils import _sender_spec, _verify, _webhook
 from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api import (
     AUTH_FIELDS, HAS_JMESPATH, PLACEHOLDER_RE, HttpApi, jmespath_search, status_kind, status_message,
     status_ok)
@@ -42,56 +42,13 @@ from ansible_collections.credops.rotation.plugins.module_utils._clients.http_api
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
 from ansible_collections.credops.rotation.plugins.module_utils._http import connection_errors, request
 from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
+from ansible_collections.credops.rotation.plugins.module_utils._sender_spec import SENDER_ARGSPEC, SIGNATURE_DEFAULTS
 
-DEFAULT_SIGNATURE_HEADER = "X-Webhook-Signature"
-DEFAULT_SWITCH = {"method": "PATCH", "path": "/v1/webhooks/{id}"}
-DEFAULT_TEST = {"method": "POST", "path": "/v1/webhooks/{id}/test"}
 # What a receiver's delivery log calls its secrets (the env layout of webhook_rotate.yml):
 # <VAR> -> current, <VAR>_NEW -> new, <VAR>_OLD -> old, no match -> none.
 MATCH_LABELS = ("current", "new", "old", "none")
 REJECTED = (401, 403)
 TEST_EVENT_TYPE = "credops.rotation.test"
-
-# The one argspec of a credential's `sender:` block (documented in the module webhook_sender).
-SIGNATURE_ARGSPEC = dict(
-    header=dict(type="str", default=DEFAULT_SIGNATURE_HEADER),
-    format=dict(type="str", default=_webhook.DEFAULT_HEADER_FORMAT),
-    payload_format=dict(type="str", default=_webhook.DEFAULT_PAYLOAD_FORMAT),
-)
-SIGNATURE_DEFAULTS = dict((k, v["default"]) for k, v in SIGNATURE_ARGSPEC.items())
-
-SENDER_ARGSPEC = dict(
-    base_url=dict(type="str", required=True),
-    auth=dict(type="dict", required=True, options=dict(
-        type=dict(type="str", choices=["bearer", "basic", "header"], default="bearer"),
-        token=dict(type="str", no_log=True),
-        username=dict(type="str"),
-        password=dict(type="str", no_log=True),
-        name=dict(type="str"),
-        value=dict(type="str", no_log=True),
-    )),
-    webhook_id=dict(type="raw", required=True),
-    switch=dict(type="dict", required=True, options=dict(
-        method=dict(type="str", default=DEFAULT_SWITCH["method"]),
-        path=dict(type="str", default=DEFAULT_SWITCH["path"]),
-        body=dict(type="raw"),
-        form=dict(type="dict"),
-        expect_status=dict(type="list", elements="int"),
-    )),
-    test=dict(type="dict", options=dict(
-        method=dict(type="str", default=DEFAULT_TEST["method"]),
-        path=dict(type="str", default=DEFAULT_TEST["path"]),
-        body=dict(type="raw"),
-        expect_status=dict(type="list", elements="int"),
-        json=dict(type="dict"),
-    )),
-    signature=dict(type="dict", options=SIGNATURE_ARGSPEC),
-    headers=dict(type="dict"),
-    validate_certs=dict(type="bool", default=True),
-    ca_path=dict(type="path"),
-    timeout=dict(type="float", default=10),
-    retries=dict(type="int", default=3),
-)
 
 
 def _error(message, credential=None, step=None, fix=None, secrets=()):
@@ -119,14 +76,7 @@ def fill(value, values):
 
 def carries(value, placeholder):
     """Whether ``{placeholder}`` appears in some string of a JSON-like value."""
-    token = "{%s}" % placeholder
-    if isinstance(value, str):
-        return token in value
-    if isinstance(value, dict):
-        return any(carries(k, placeholder) or carries(v, placeholder) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(carries(v, placeholder) for v in value)
-    return False
+    return _sender_spec.carries(value, "{%s}" % placeholder)
 
 
 def webhook_ids(value):

@@ -380,7 +380,7 @@ msg:
   type: str
 """
 
-from ansible_collections.credops.rotation.plugins.module_utils import _sender
+from ansible_collections.credops.rotation.plugins.module_utils import _sender, _sender_spec
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
 from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule, merge_options
@@ -393,14 +393,14 @@ def argument_spec():
     return merge_options(dict(
         action=dict(type="str", required=True, choices=list(ACTIONS)),
         credential=dict(type="str", required=True, no_log=False),
-        sender=dict(type="dict", options=_sender.SENDER_ARGSPEC),
+        sender=dict(type="dict", options=_sender_spec.SENDER_ARGSPEC),
         secret=dict(type="str", no_log=True),
         hide=dict(type="list", elements="str", no_log=True),
         url=dict(type="str"),
         probe=dict(type="str", default="probe"),
         expect=dict(type="str", choices=["accepted", "rejected"], default="accepted"),
         status=dict(type="list", elements="int"),
-        signature=dict(type="dict", options=_sender.SIGNATURE_ARGSPEC),
+        signature=dict(type="dict", options=_sender_spec.SIGNATURE_ARGSPEC),
         consumer=dict(type="str"),
         deadline=dict(type="float", default=60),
         interval=dict(type="float", default=1),

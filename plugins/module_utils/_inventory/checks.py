@@ -20,9 +20,14 @@ try:
 except ImportError:  # pragma: no cover - reported as a validation error
     HAS_JMESPATH = False
 
+from ansible_collections.credops.rotation.plugins.module_utils import _sender_spec
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import ACCEPTED, AUTH_TYPES, HTTP_METHODS, KNOWN
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import is_int, is_str, show, templated
 
+
+# Whether a sender call's body or form holds "{secret}" (runbook_fields takes it from here): the
+# module webhook_sender's own check, from the light _sender_spec.
+carries = _sender_spec.carries
 
 # Secret-bearing fields: their values never appear in a message.
 SECRET_AUTH_FIELDS = ("token", "password", "value")
@@ -165,16 +170,6 @@ def required_str(report, path, value, fix):
                      "must be a string, got %s" % type(value).__name__, fix)
         return False
     return True
-
-
-def carries(value, token):
-    if isinstance(value, str):
-        return token in value
-    if isinstance(value, dict):
-        return any(carries(k, token) or carries(v, token) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(carries(v, token) for v in value)
-    return False
 
 
 def check_auth(report, path, auth, fix):

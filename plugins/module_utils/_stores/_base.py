@@ -185,10 +185,22 @@ def plan(state, action, pending_is_current, value=None, key_id=None, phase=None,
 
     ``pending_is_current``: the store writes the new value straight into the current slot
     (KV v2); otherwise the new value waits beside the current one until promoted (AWS).
+    Every action ends the same way: the caller's ``metadata`` and ``data`` merged in.
     """
-    now = now or now_iso()
-    before = state
-    after = copy.deepcopy(public_state(state))
+    after = _after_action(state, action, pending_is_current, value, key_id, phase, now or now_iso())
+    _merge(after, metadata, data)
+    return after
+
+
+def _require_live_value(live_value):
+    if live_value is None:
+        _refuse("the value of the rotation in flight is no longer in the store",
+                fix="roll the rotation back (state=rollback) and start again.")
+
+
+def _after_action(before, action, pending_is_current, value, key_id, phase, now):
+    """plan() up to the merge of metadata and data."""
+    after = copy.deepcopy(public_state(before))
     after["metadata"] = dict(after.get("metadata") or {})
     after["data"] = dict(after.get("data") or {})
     cur_phase = before.get("phase")
@@ -200,8 +212,7 @@ def plan(state, action, pending_is_current, value=None, key_id=None, phase=None,
             _refuse("no value to write", fix="pass the new value (value=...).")
         if in_flight:
             if live_value is not None and live_value == value and key_id in (None, live_id):
-                _merge(after, metadata, data)   # an interrupted run coming back: same value
-                return after
+                return after   # an interrupted run coming back: same value
             _refuse("a rotation is already in flight (phase %s, key id %s); refusing to write a "
                     "second pending value" % (cur_phase, live_id or "unknown"),
                     fix="finish that rotation (deploy, verify, state=finished) or roll it back "
@@ -223,7 +234,6 @@ def plan(state, action, pending_is_current, value=None, key_id=None, phase=None,
             after["data"].pop(field, None)
         after["data"]["rotated_at"] = now
         after["exists"] = True
-        _merge(after, metadata, data)
         return after
 
     if action == "phase":
@@ -233,39 +243,31 @@ def plan(state, action, pending_is_current, value=None, key_id=None, phase=None,
         if not in_flight:
             _refuse("no rotation in flight (phase %s); cannot record phase %s" % (cur_phase, phase),
                     fix="write the new value first (state=pending).")
-        if live_value is None:
-            _refuse("the value of the rotation in flight is no longer in the store",
-                    fix="roll the rotation back (state=rollback) and start again.")
+        _require_live_value(live_value)
         if PHASE_ORDER[phase] < PHASE_ORDER[cur_phase]:
             _refuse("the rotation is already %s; a phase never moves back to %s" % (cur_phase, phase),
                     fix="carry on from %s (or roll back with state=rollback)." % cur_phase)
         after["phase"] = phase
         if phase == "verified" and cur_phase != "verified":
             after["data"]["rotation_verified_at"] = now
-        _merge(after, metadata, data)
         return after
 
     if action == "promote":
         if cur_phase == "finished" and before.get("pending") is None:
-            _merge(after, metadata, data)
             return after
         if not in_flight:
             _refuse("nothing to promote: no rotation in flight (phase %s)" % cur_phase,
                     fix="write a new value first (state=pending).")
-        if live_value is None:
-            _refuse("the value of the rotation in flight is no longer in the store",
-                    fix="roll the rotation back (state=rollback) and start again.")
+        _require_live_value(live_value)
         _promote(after, pending_is_current)
         if cur_phase != "verified":
             # promotion happens once every consumer verified the new value (the contract)
             after["phase"] = "verified"
             after["data"].setdefault("rotation_verified_at", now)
-        _merge(after, metadata, data)
         return after
 
     if action == "finished":
         if cur_phase == "finished":
-            _merge(after, metadata, data)
             return after
         if cur_phase != "verified":
             _refuse("cannot finish a rotation in phase %s: the previous value is only forgotten "
@@ -273,21 +275,17 @@ def plan(state, action, pending_is_current, value=None, key_id=None, phase=None,
                     fix="verify every consumer and record it (state=phase, phase=verified, "
                         "or state=promote) first"
                         if in_flight else "start a rotation first (state=pending).")
-        if live_value is None:
-            _refuse("the value of the rotation in flight is no longer in the store",
-                    fix="roll the rotation back (state=rollback) and start again.")
+        _require_live_value(live_value)
         _promote(after, pending_is_current)
         after["previous"] = after["previous_id"] = None
         after["pending"] = after["pending_id"] = None
         after["inflight"] = None
         after["phase"] = "finished"
         after["metadata"]["last_rotated"] = now
-        _merge(after, metadata, data)
         return after
 
     if action == "rollback":
         if cur_phase == "rolled_back":
-            _merge(after, metadata, data)
             return after
         if not in_flight:
             _refuse("nothing to roll back: no rotation in flight (phase %s)%s"
@@ -318,7 +316,6 @@ def plan(state, action, pending_is_current, value=None, key_id=None, phase=None,
             after["data"].pop(field, None)
         after["data"].update(old)
         after["data"]["rolled_back_at"] = now
-        _merge(after, metadata, data)
         return after
 
     raise ValueError("unknown action %r" % (action,))
