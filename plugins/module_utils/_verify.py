@@ -21,6 +21,7 @@ import json
 import socket
 import ssl
 import time
+from collections import namedtuple
 
 try:
     import jmespath
@@ -233,16 +234,12 @@ class Attempt(object):
         self.certificate_error = certificate_error
 
 
-class Outcome(object):
+class Outcome(namedtuple("Outcome", ["ok", "problems", "checks", "kind", "status", "certificate"])):
     """The judgement of one attempt: ok, problems (messages), checks, kind (for the fix)."""
+    __slots__ = ()
 
-    def __init__(self, ok, problems, checks, kind, status=None, certificate=None):
-        self.ok = ok
-        self.problems = problems
-        self.checks = checks
-        self.kind = kind
-        self.status = status
-        self.certificate = certificate
+    def __new__(cls, ok, problems, checks, kind, status=None, certificate=None):
+        return super(Outcome, cls).__new__(cls, ok, problems, checks, kind, status, certificate)
 
 
 def judge(attempt, statuses, spec=None, compiled=None, expect_rejected=False, tls=None,
