@@ -21,7 +21,8 @@ except ImportError:  # pragma: no cover - reported as a validation error
     HAS_JMESPATH = False
 
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import ACCEPTED, AUTH_TYPES, HTTP_METHODS, KNOWN
-from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import ENV_VAR, is_int, is_str, show, templated
+from ansible_collections.credops.rotation.plugins.module_utils._consumers._base import ENV_VAR
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import is_int, is_str, show, templated
 
 
 # Secret-bearing fields: their values never appear in a message.

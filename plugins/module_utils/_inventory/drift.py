@@ -14,7 +14,8 @@ __metaclass__ = type
 from ansible_collections.credops.rotation.plugins.module_utils._consumers import kubernetes_kind as _kubernetes_kind
 from ansible_collections.credops.rotation.plugins.module_utils._consumers import systemd as _systemd
 from ansible_collections.credops.rotation.plugins.module_utils._consumers.registry import CONSUMERS, consumer_class
-from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import ENV_VAR, Inventory, is_str
+from ansible_collections.credops.rotation.plugins.module_utils._consumers._base import ENV_VAR
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import Inventory, is_str
 
 # What the scans of the hosts and the clusters read, the kinds' own; named here for the filters.
 kubernetes_targets = _kubernetes_kind.kubernetes_targets

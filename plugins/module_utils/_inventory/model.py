@@ -11,7 +11,6 @@ __metaclass__ = type
 import copy
 import datetime
 
-from ansible_collections.credops.rotation.plugins.module_utils._consumers._base import ENV_VAR  # noqa: F401 (shared)
 from ansible_collections.credops.rotation.plugins.module_utils._consumers.registry import consumer_class
 
 
