@@ -12,6 +12,7 @@ __metaclass__ = type
 
 
 from ansible_collections.credops.rotation.plugins.module_utils import _policy, _time
+from ansible_collections.credops.rotation.plugins.module_utils._consumers.registry import consumer_class
 from ansible_collections.credops.rotation.plugins.module_utils._issuers import vault_pki
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import IN_FLIGHT
 from ansible_collections.credops.rotation.plugins.module_utils._x509 import pem_validity
@@ -36,7 +37,8 @@ def rotation_plan(credentials, queue, groups, only=None):
             if only is not None and consumer.get("name") not in (only.get(name) or []):
                 continue
             kind = consumer.get("kind")
-            target = consumer.get("cluster") if kind == "kubernetes" else consumer.get("hosts")
+            cls = consumer_class(kind)  # where the kind is deployed: its TARGET field names the hosts
+            target = consumer.get(cls.TARGET if cls is not None else "hosts")
             for host in _hosts_of(target, groups):
                 plan.setdefault(host, []).append({
                     "credential": name, "consumer": consumer.get("name"), "index": index,

@@ -1,10 +1,12 @@
-"""Each issuer and store kind owns its knowledge (#15 item 1).
+"""Each issuer, store and consumer kind owns its knowledge (#15 item 1).
 
 A kind declares, in its own class, its fields (ARGSPEC), what preflight requires and checks, the
 credential types it can issue, the facts the store keeps beside a new value and its roll back
 order; preflight, the JSON Schema, issue_key and the roles read those declarations through the
-registry. A dummy kind registered in a test works everywhere without another file changing, and
-no role or playbook branches on a kind's name.
+registry. A consumer kind declares its fields, required fields, preflight checks, where it is
+deployed, what the dependency map shows, its discovery scan and whether it is verified. A dummy
+kind registered in a test works everywhere without another file changing, and no role or
+playbook branches on a kind's name.
 """
 import json
 import re
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from ansible_collections.credops.rotation.plugins.module_utils._consumers import registry as consumers
 from ansible_collections.credops.rotation.plugins.module_utils._issuers import registry
 from ansible_collections.credops.rotation.plugins.module_utils._stores import registry as stores
 
@@ -187,4 +190,142 @@ def test_no_role_or_playbook_branches_on_an_issuer_or_store_kind(path):
     yaml.safe_load_all(text)
     hits = [line.strip() for line in text.splitlines() if _BRANCH.search(line) and not line.strip().startswith("#")]
     assert hits == [], "%s names an issuer or store kind (ask credops.rotation.issuer_traits or the module): %s" % (
+        path.relative_to(ROOT), hits)
+
+
+# --- consumer kinds ---------------------------------------------------------------------------
+
+# A consumer kind, its declarations: registered before preflight's tables are built (a fresh interpreter).
+DUMMY_CONSUMER = '''
+import json, sys
+from ansible_collections.credops.rotation.plugins.module_utils._consumers import registry
+from ansible_collections.credops.rotation.plugins.module_utils._consumers._base import VERIFY, Consumer
+
+
+class PigeonConsumer(Consumer):
+    kind = "pigeon"
+    FIELDS = dict(name=dict(type="str"), kind=dict(type="str"), loft=dict(type="raw"), ring=dict(type="str"),
+                  verify=dict(type="dict", options=VERIFY))
+    REQUIRED = ("name", "kind", "loft", "ring")
+    TARGET = "loft"
+    MAP_FIELDS = ("ring",)
+    VERIFIED = False
+
+    @classmethod
+    def preflight(cls, report, path, consumer, inventory, claims, check):
+        check.host_ref(report, path + ".loft", consumer.get("loft"), inventory, what="loft")
+        if check.required_str(report, path + ".ring", consumer.get("ring"), "set it, e.g. `ring: r-1`"):
+            if not consumer["ring"].startswith("r-"):
+                report.error(path + ".ring", "%s is not a ring" % check.show(consumer["ring"]), "write r-NUMBER")
+
+
+registry.register_consumer(PigeonConsumer)
+
+from ansible_collections.credops.rotation.plugins.filter.consumer_kinds import consumer_traits
+from ansible_collections.credops.rotation.plugins.filter.plan import rotation_plan
+from ansible_collections.credops.rotation.plugins.module_utils._inventory import depmap, fields, schema, validation
+
+GROUPS = {"lofts": ["coop1", "coop2"]}
+HOSTS = ["coop1", "coop2"]
+
+def credentials(consumer):
+    return {"x": {"type": "api_key", "rotation_contact": "ops@example.org", "issuer": {"kind": "generated"},
+                  "store": {"kind": "vault_kv2", "path": "apps/x"}, "consumers": [dict(consumer, kind="pigeon")]}}
+
+def problems(consumer):
+    errors, warnings = validation.validate(credentials(consumer), GROUPS, HOSTS, check_secrets=False)
+    return sorted(error.split(". Fix: ")[0] for error in errors), sorted(w.split(":")[0] for w in warnings)
+
+good = {"name": "post", "loft": "lofts", "ring": "r-7"}
+defs = schema.credentials_schema()["$defs"]
+json.dump({
+    "good": problems(good),
+    "bad": problems({"name": "post", "loft": "nowhere", "ring": "7", "colour": "grey"}),
+    "missing": problems({"name": "post"}),
+    "required": list(fields.REQUIRED["consumer.pigeon"]),
+    "map": depmap.dependency_map(credentials(good), GROUPS, HOSTS)["credentials"]["x"],
+    "schema": sorted(defs["consumer.pigeon"]["properties"]),
+    "schema_required": defs["consumer.pigeon"]["required"],
+    "kinds": defs["consumer"]["properties"]["kind"]["enum"],
+    "plan": rotation_plan(credentials(good), ["x"], GROUPS),
+    "traits": consumer_traits(good.get("kind", "pigeon")),
+}, sys.stdout)
+'''
+
+
+@pytest.fixture(scope="module")
+def pigeon():
+    return _fresh(DUMMY_CONSUMER)
+
+
+def test_a_registered_consumer_kind_passes_preflight_with_its_own_checks(pigeon):
+    assert pigeon["good"] == [[], []]
+    errors, warnings = pigeon["bad"]
+    assert errors == ["x.consumers[0].loft: 'nowhere' is neither a host nor a group of the inventory",
+                      "x.consumers[0].ring: '7' is not a ring"]
+    assert warnings == ["x.consumers[0].colour"]  # a field its kind does not declare
+    assert pigeon["missing"][0] == ["x.consumers[0].loft: missing", "x.consumers[0].ring: missing or empty"]
+    assert pigeon["required"] == ["name", "kind", "loft", "ring"]
+
+
+def test_a_registered_consumer_kind_is_in_the_dependency_map_schema_and_plan(pigeon):
+    assert pigeon["map"]["consumers"] == [{"name": "post", "kind": "pigeon", "hosts": ["coop1", "coop2"], "ring": "r-7"}]
+    assert pigeon["map"]["hosts"] == ["coop1", "coop2"]
+    assert pigeon["schema"] == ["kind", "loft", "name", "ring", "verify"]
+    assert pigeon["schema_required"] == ["name", "kind", "loft", "ring"]
+    assert pigeon["kinds"] == ["systemd", "kubernetes", "batch", "pigeon"]
+    assert sorted(pigeon["plan"]) == ["coop1", "coop2"]
+    assert pigeon["plan"]["coop1"] == [{"credential": "x", "consumer": "post", "index": 0, "kind": "pigeon"}]
+    assert pigeon["traits"] == {"kind": "pigeon", "verified": False, "target": "loft"}
+
+
+@pytest.mark.parametrize("kind, verified, target, scanned", [
+    ("systemd", True, "hosts", True),
+    ("kubernetes", True, "cluster", True),
+    ("batch", False, "hosts", False),
+])
+def test_the_built_in_consumer_kinds_traits(kind, verified, target, scanned):
+    assert consumers.consumer_traits(kind) == {"kind": kind, "verified": verified, "target": target}
+    assert consumers.CONSUMERS[kind].SCANNED is scanned
+    assert consumers.consumer_traits("pigeon") is None and consumers.consumer_traits(["systemd"]) is None
+
+
+def test_every_consumer_kind_declares_what_preflight_reads():
+    for kind, cls in consumers.CONSUMERS.items():
+        assert cls.kind == kind and "kind" in cls.FIELDS and "name" in cls.FIELDS
+        assert set(cls.REQUIRED) <= set(cls.FIELDS) and cls.TARGET in cls.FIELDS
+        assert set(cls.MAP_FIELDS) <= set(cls.FIELDS) and set(cls.BLOCKS) <= set(cls.FIELDS)
+        assert all(set(group) <= set(cls.FIELDS) for group in cls.REQUIRED_ONE_OF)
+
+
+def test_inventory_code_names_no_consumer_kind():
+    """_inventory asks the registry; it compares no consumer kind (drift's filter-facing names,
+    e.g. systemd_found, are the filters' options, not comparisons)."""
+    kinds = "|".join(consumers.CONSUMERS)
+    pattern = re.compile(r"""(['"])(%s)\1\s*(==|!=|:|,|\)|\bin\b)|(==|!=)\s*(['"])(%s)\5""" % (kinds, kinds))
+    for path in sorted((ROOT / "plugins" / "module_utils" / "_inventory").glob("*.py")):
+        hits = [line.strip() for line in path.read_text().splitlines()
+                if pattern.search(line) and "_found" not in line]
+        assert hits == [], "%s names a consumer kind: %s" % (path.name, hits)
+
+
+# A consumer kind compared in a role or playbook: 'batch' / "systemd" as a value, or a test on a
+# consumer's kind. Including `{{ kind }}.yml` (one task file per kind) is how the deploy role
+# dispatches, and is allowed.
+_CONSUMER_BRANCH = re.compile(r"""(['"])(%s)\1|\bkind\s*(==|!=|\bin\b|\bnot\s+in\b|\bis\b)"""
+                              % "|".join(consumers.CONSUMERS))
+# The webhook handshake (webhook_rotate.yml) puts systemd receivers in dual-accept only, and its
+# preflight says so by name; giving that a declared trait is left to the webhook roles' owner.
+_CONSUMER_BRANCH_KNOWN = ("roles/webhook_preflight/tasks/main.yml",)
+
+
+@pytest.mark.parametrize("path", _yaml_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_role_or_playbook_branches_on_a_consumer_kind(path):
+    text = path.read_text()
+    hits = [line.strip() for line in text.splitlines()
+            if _CONSUMER_BRANCH.search(line) and not line.strip().startswith("#")]
+    if str(path.relative_to(ROOT)) in _CONSUMER_BRANCH_KNOWN:
+        assert hits, "%s no longer compares a consumer kind: drop it from _CONSUMER_BRANCH_KNOWN" % path.name
+        return
+    assert hits == [], "%s compares a consumer kind (ask credops.rotation.consumer_traits): %s" % (
         path.relative_to(ROOT), hits)

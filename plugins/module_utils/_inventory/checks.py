@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - reported as a validation error
 
 from ansible_collections.credops.rotation.plugins.module_utils import _sender_spec
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import ACCEPTED, AUTH_TYPES, HTTP_METHODS, KNOWN
+from ansible_collections.credops.rotation.plugins.module_utils._consumers._base import ENV_VAR
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import is_int, is_str, show, templated
 
 
@@ -238,3 +239,46 @@ def check_declared(report, path, mapping, spec):
         else:
             report.error(field, "%s is not %s" % (shown, _wanted(option)),
                          "give %s, as the modules' argument spec declares it" % _wanted(option))
+
+
+# --- consumers: the checks several consumer kinds share (their own are in _consumers/<kind>.py) --
+
+def host_ref(report, path, value, inventory, required=True, what="hosts"):
+    if value in (None, "", []):
+        if required:
+            report.error(path, "missing", "name the inventory host or group that runs this consumer, e.g. `%s: web`" % what)
+        return
+    names = value if isinstance(value, list) else [value]
+    for name in names:
+        if not is_str(name):
+            report.error(path, "%s is not a host or group name" % show(name),
+                         "name one inventory host or group (or a list of them)")
+            continue
+        if any(ch in name for ch in ":&!*,") or name.startswith("~"):
+            report.error(path, "%s is a host pattern" % show(name),
+                         "name inventory hosts or groups (a list of them for several), not a pattern")
+            continue
+        if not inventory.exists(name):
+            report.error(path, "%s is neither a host nor a group of the inventory" % show(name),
+                         "add it to the inventory, or correct the name")
+
+
+def env_file(report, path, value, required):
+    if value in (None, ""):
+        if required:
+            report.error(path, "missing", "give the environment file the service reads, e.g. "
+                         "`env_file: /etc/application/environment`")
+        return
+    if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
+        report.error(path, "%s is not an absolute path" % show(value),
+                     "write the full path, e.g. /etc/application/environment")
+
+
+def env_var(report, path, value, required):
+    if value in (None, ""):
+        if required:
+            report.error(path, "missing", "name the variable that holds the value, e.g. `env_var: PAYMENT_API_KEY`")
+        return
+    if not isinstance(value, str) or not ENV_VAR.match(value):
+        report.error(path, "%s is not a valid environment variable name" % show(value),
+                     "use letters, digits and underscores, not starting with a digit (e.g. PAYMENT_API_KEY)")

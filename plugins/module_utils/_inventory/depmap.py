@@ -7,6 +7,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.credops.rotation.plugins.module_utils._consumers.registry import consumer_class
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import Inventory, consumer_hosts, plain
 
 
@@ -16,8 +17,8 @@ def dependency_map(credentials, groups=None, hosts=None):
     Returns::
 
         {"credentials": {NAME: {"type": ..., "consumers": [{"name", "kind", "hosts": [...],
-                                  + env_file/env_var/service | cluster/namespace/secret/
-                                    external_secret/deployments}], "hosts": [...]}},
+                                  + the fields the kind's MAP_FIELDS name, e.g.
+                                    env_file/env_var/service}], "hosts": [...]}},
          "hosts": {HOST: {"credentials": [NAME, ...],
                           "consumers": [{"credential", "consumer", "kind"}, ...]}}}
     """
@@ -36,10 +37,8 @@ def dependency_map(credentials, groups=None, hosts=None):
             kind = consumer.get("kind")
             chosts = consumer_hosts(consumer, inventory)
             item = {"name": consumer.get("name"), "kind": kind, "hosts": chosts}
-            fields = {"systemd": ("env_file", "env_var", "service"),
-                      "kubernetes": ("cluster", "namespace", "secret", "external_secret", "deployments"),
-                      "batch": ("env_file", "env_var")}.get(kind, ())
-            for field in fields:
+            cls = consumer_class(kind)
+            for field in cls.MAP_FIELDS if cls is not None else ():
                 if consumer.get(field) not in (None, ""):
                     item[field] = plain(consumer.get(field))
             entry["consumers"].append(item)

@@ -14,7 +14,9 @@ Each block is declared like an Ansible argument spec (``type``, ``elements``, ``
   (``ACCEPTED``). What each kind requires is its own declaration too (``REQUIRED``,
   ``REQUIRED_ONE_OF``, ``CLOSED_BLOCKS``): nothing here names an issuer or store kind;
 - the record, its consumers and their verify blocks are read by the roles only: a field not
-  declared here is warned about, and ignored (the contract lets fields be added);
+  declared is warned about, and ignored (the contract lets fields be added). Each consumer
+  kind declares its own fields, required fields and sub-blocks (``CONSUMERS[kind].FIELDS``,
+  ``REQUIRED``, ``REQUIRED_ONE_OF``, ``BLOCKS``): nothing here names a consumer kind either;
 - fields a runbook adds to a block are declared in ``ADDED_FIELDS``, beside the runbook that
   reads them, and merged here, once, when the tables are built: nothing patches them later.
 
@@ -29,13 +31,15 @@ __metaclass__ = type
 import copy
 
 from ansible_collections.credops.rotation.plugins.module_utils import _policy
+from ansible_collections.credops.rotation.plugins.module_utils._consumers._base import VERIFY as _VERIFY
+from ansible_collections.credops.rotation.plugins.module_utils._consumers.registry import CONSUMERS
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import ISSUER_ARGSPEC, ISSUERS
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import STORE_ARGSPEC, STORES
 
 ISSUER_KINDS = tuple(ISSUERS)
 STORE_KINDS = tuple(STORES)
-CONSUMER_KINDS = ("systemd", "kubernetes", "batch")
+CONSUMER_KINDS = tuple(CONSUMERS)
 AUTH_TYPES = ("bearer", "basic", "header")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -63,15 +67,6 @@ def _str():
     return dict(type="str")
 
 
-_VERIFY = dict(
-    url=_str(),
-    status=dict(type="raw"),  # a status or a list of them
-    json=dict(type="dict"),  # JMESPath -> expected value
-    method=_str(),
-    validate_certs=dict(type="bool"),
-    ca_path=dict(type="path"),
-)
-
 _RECORD = dict(
     type=dict(type="str", choices=list(_policy.TYPES)),
     risk=dict(type="str", choices=list(_policy.RISKS)),
@@ -85,24 +80,6 @@ _RECORD = dict(
     notes=dict(type="raw"),
     tags=dict(type="raw"),
 )
-
-# What the deploy role and the verify step use (anything else is warned about, and ignored).
-_CONSUMERS = {
-    "systemd": dict(
-        name=_str(), kind=_str(), hosts=dict(type="raw"),  # a host or group, or a list of them
-        env_file=dict(type="path"), env_var=_str(), service=_str(),
-        verify=dict(type="dict", options=_VERIFY),
-    ),
-    "kubernetes": dict(
-        name=_str(), kind=_str(), cluster=_str(), namespace=_str(), external_secret=_str(), secret=_str(),
-        secret_key=_str(), deployments=dict(type="list", elements="str"),
-        verify=dict(type="dict", options=_VERIFY), wait_timeout=dict(type="int"),
-    ),
-    "batch": dict(
-        name=_str(), kind=_str(), hosts=dict(type="raw"), env_file=dict(type="path"), env_var=_str(),
-        verify=dict(type="dict", options=_VERIFY),
-    ),
-}
 
 # The sender block goes to the module webhook_sender as it is, which checks it with
 # _sender.SENDER_ARGSPEC; that module imports what preflight must not (cryptography), so its
@@ -135,18 +112,8 @@ ADDED_FIELDS = (
     # webhook_rotate.yml (docs/runbooks/webhook.md, ansible-doc credops.rotation.webhook_sender):
     # the sender's API, described like a rest issuer, on a webhook_secret record ...
     ("webhook_rotate.yml", "record", dict(sender=dict(type="dict", options=_SENDER))),
-    # ... and the receiver's delivery log on a systemd consumer
-    ("webhook_rotate.yml", "consumer.systemd", dict(deliveries=dict(type="dict", options=dict(
-        url=_str(), list_path=_str(), matched_path=_str())))),
-    # database and AWS rotation (docs/runbooks/aws.md, docs/runbooks/database.md): the variable
-    # that gets the key id, written beside env_var
-    ("aws and database runbooks", "consumer.systemd", dict(id_env_var=_str())),
-    # certificates (docs/runbooks/certificates.md): a systemd consumer that serves TLS gets the
-    # certificate and its chain, the private key (mode 0600), optionally the CA chain, and may
-    # reload instead of restart
-    ("certificates runbook", "consumer.systemd", dict(
-        cert_file=dict(type="path"), key_file=dict(type="path"), ca_file=dict(type="path"),
-        reload=dict(type="bool"))),
+    # (what runbooks add to a consumer is declared by the consumer kind that reads it, with
+    # its other fields: _consumers/<kind>.py)
 )
 
 
@@ -169,8 +136,8 @@ def _store_spec(kind):
 
 def _build_specs():
     specs = {"record": copy.deepcopy(_RECORD)}
-    for kind, options in _CONSUMERS.items():
-        specs["consumer." + kind] = copy.deepcopy(options)
+    for kind, cls in CONSUMERS.items():
+        specs["consumer." + kind] = copy.deepcopy(cls.FIELDS)
         specs["consumer." + kind]["kind"] = dict(type="str", choices=[kind])
     for _reader, block, options in ADDED_FIELDS:
         specs[block].update(copy.deepcopy(options))
@@ -185,7 +152,11 @@ def _build_specs():
     specs["sender"] = sender
     for block in ("switch", "test", "signature"):
         specs["sender." + block] = sender[block]["options"]
-    specs["deliveries"] = specs["consumer.systemd"]["deliveries"]["options"]
+    # a consumer kind's sub-blocks (verify, a webhook receiver's deliveries) by their block names
+    for kind, cls in CONSUMERS.items():
+        for field, block in cls.BLOCKS.items():
+            if block not in specs:
+                specs[block] = specs["consumer." + kind][field]["options"]
     return specs
 
 
@@ -205,9 +176,6 @@ ACCEPTED = dict([("issuer", tuple(ISSUER_ARGSPEC["options"])), ("store", tuple(S
 #: by field, why and how to fix it). The issuer and store kinds' come from their declarations.
 REQUIRED = dict([
     ("record", ("type", "rotation_contact", "issuer", "store", "consumers")),
-    ("consumer.systemd", ("name", "kind", "hosts", "service")),
-    ("consumer.kubernetes", ("name", "kind", "cluster", "namespace", "deployments")),
-    ("consumer.batch", ("name", "kind")),
     ("verify", ("url",)),
     ("sender", ("base_url", "auth", "webhook_id", "switch")),
     ("sender.switch", ("path",)),
@@ -215,11 +183,10 @@ REQUIRED = dict([
     ("deliveries", ("url",)),
 ] + [("issuer." + kind, tuple(cls.REQUIRED)) for kind, cls in ISSUERS.items()]
   + [(block, tuple(fields)) for cls in ISSUERS.values() for block, fields in cls.BLOCK_REQUIRED.items()]
-  + [("store." + kind, ("kind",) + tuple(cls.REQUIRED)) for kind, cls in STORES.items()])
+  + [("store." + kind, ("kind",) + tuple(cls.REQUIRED)) for kind, cls in STORES.items()]
+  + [("consumer." + kind, tuple(cls.REQUIRED)) for kind, cls in CONSUMERS.items()])
 
 #: blocks that need one of several sets of fields
-REQUIRED_ONE_OF = {
-    "consumer.systemd": (("env_file", "env_var"), ("cert_file",)),  # a TLS consumer gets files
-    "consumer.kubernetes": (("secret",), ("external_secret",)),
-}
+REQUIRED_ONE_OF = dict(("consumer." + kind, tuple(cls.REQUIRED_ONE_OF)) for kind, cls in CONSUMERS.items()
+                       if cls.REQUIRED_ONE_OF)
 REQUIRED_ONE_OF.update(("issuer." + kind, tuple(cls.REQUIRED_ONE_OF)) for kind, cls in ISSUERS.items() if cls.REQUIRED_ONE_OF)

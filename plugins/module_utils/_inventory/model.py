@@ -10,9 +10,8 @@ __metaclass__ = type
 
 import copy
 import datetime
-import re
 
-ENV_VAR = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from ansible_collections.credops.rotation.plugins.module_utils._consumers.registry import consumer_class
 
 
 def is_str(value):
@@ -66,10 +65,10 @@ class Inventory(object):
 
 
 def consumer_hosts(consumer, inventory):
-    """The inventory hosts of one consumer (kubernetes: its cluster entry)."""
-    if consumer.get("kind") == "kubernetes":
-        return inventory.expand(consumer.get("cluster"))
-    return inventory.expand(consumer.get("hosts"))
+    """The inventory hosts of one consumer: those its kind's TARGET field names (``hosts``,
+    or e.g. the cluster entry)."""
+    cls = consumer_class(consumer.get("kind"))
+    return inventory.expand(consumer.get(cls.TARGET if cls is not None else "hosts"))
 
 
 def resolve(value, path="", problems=None):

@@ -1,10 +1,12 @@
 # -*- coding: utf-8 -*-
 # Copyright: credops.rotation contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Preflight of the fields the runbooks add to a record (``fields.ADDED_FIELDS``): the
-webhook handshake's sender and delivery logs, key ids beside the value (id_env_var), the
-issuer kind's checks that need the store kind too (``preflight_with_store``), TLS files; and the check that no two credentials write the same
-variable of the same file on one host."""
+"""Preflight of the fields the runbooks add to a record (``fields.ADDED_FIELDS``) or a consumer
+(declared by its kind): the webhook handshake's sender and delivery logs, key ids beside the
+value (id_env_var), the issuer kind's checks that need the store kind too
+(``preflight_with_store``), TLS files; and the check that no two credentials write the same
+variable of the same file on one host. The checks of a consumer's fields are its kind's
+(``_consumers/<kind>.py``): here they are run at their place in the record's order."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -16,7 +18,8 @@ from ansible_collections.credops.rotation.plugins.module_utils._inventory.checks
     check_method, check_statuses, check_url,
 )
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import SPECS
-from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import ENV_VAR, is_int, is_str, show, templated
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import is_int, is_str, show, templated
+from ansible_collections.credops.rotation.plugins.module_utils._consumers.registry import consumer_class
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import issuer_class
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import store_class
 
@@ -124,29 +127,24 @@ def validate_webhook(report, path, record, ctype, inventory, claims):
             _validate_sender(report, path + ".sender", sender)
             check_declared(report, path + ".sender", sender, SPECS["sender"])
             # the handshake writes <env_var>_NEW / <env_var>_OLD beside each receiver's env_var
-            for index, consumer in enumerate(consumers):
-                if not isinstance(consumer, dict) or consumer.get("kind") != "systemd":
-                    continue
-                if not (is_str(consumer.get("env_file")) and is_str(consumer.get("env_var"))):
-                    continue
-                hosts = consumer.get("hosts")
-                for host in inventory.expand(hosts) if isinstance(hosts, (str, list)) else []:
-                    for suffix in WEBHOOK_ENV_SUFFIXES:
-                        key = (host, consumer["env_file"], consumer["env_var"] + suffix)
-                        claims.setdefault(key, []).append("%s.consumers[%d]" % (path, index))
+            for index, consumer, cls in _consumer_kinds(consumers):
+                cls.claim_webhook_vars("%s.consumers[%d]" % (path, index), consumer, inventory, claims,
+                                       WEBHOOK_ENV_SUFFIXES, checks)
     for index, consumer in enumerate(consumers):
         if isinstance(consumer, dict) and "deliveries" in consumer:
             _validate_deliveries(report, "%s.consumers[%d].deliveries" % (path, index), consumer.get("deliveries"))
 
 
-# --- database and AWS rotation: id_env_var on systemd consumers (the issuer kind says whether its ids fit) --
-# See docs/runbooks/aws.md and docs/runbooks/database.md.
+def _consumer_kinds(consumers):
+    """(index, consumer, its kind's Consumer class) of each consumer of a known kind."""
+    for index, consumer in enumerate(consumers):
+        cls = consumer_class(consumer.get("kind")) if isinstance(consumer, dict) else None
+        if cls is not None:
+            yield index, consumer, cls
 
-def _key_ids_fit_env(issuer):
-    """None when the issuer gives every value an id a consumer can use, else why not."""
-    cls = issuer_class(issuer.get("kind")) if isinstance(issuer, dict) else None
-    return cls.key_ids_unfit(issuer) if cls is not None else None
 
+# --- database and AWS rotation: id_env_var (the consumer kind checks it, the issuer kind says
+# whether its ids fit). See docs/runbooks/aws.md and docs/runbooks/database.md.
 
 def validate_ids_and_roles(report, path, record, inventory, claims):
     issuer = record.get("issuer") if isinstance(record.get("issuer"), dict) else {}
@@ -156,27 +154,9 @@ def validate_ids_and_roles(report, path, record, inventory, claims):
         issuer_cls.preflight_with_store(report, path + ".issuer", issuer,
                                         store_class(store.get("kind")) if isinstance(store, dict) else None, checks)
     consumers = record.get("consumers") if isinstance(record.get("consumers"), list) else []
-    for index, consumer in enumerate(consumers):
-        if not isinstance(consumer, dict) or consumer.get("kind") != "systemd" or "id_env_var" not in consumer:
-            continue
-        cpath = "%s.consumers[%d]" % (path, index)
-        value = consumer.get("id_env_var")
-        if not is_str(value) or not ENV_VAR.match(value):
-            report.error(cpath + ".id_env_var", "%s is not a valid environment variable name" % show(value),
-                         "name the variable that gets the key id, e.g. `id_env_var: AWS_ACCESS_KEY_ID` "
-                         "(letters, digits and underscores, not starting with a digit)")
-            continue
-        if value == consumer.get("env_var"):
-            report.error(cpath + ".id_env_var", "%s is env_var too" % show(value),
-                         "give the key id its own variable, e.g. AWS_ACCESS_KEY_ID beside AWS_SECRET_ACCESS_KEY")
-            continue
-        why = _key_ids_fit_env(issuer) if issuer else None
-        if why:
-            report.error(cpath + ".id_env_var", why, "remove id_env_var, or use an issuer whose values have ids")
-        if is_str(consumer.get("env_file")):
-            hosts = inventory.expand(consumer.get("hosts")) if isinstance(consumer.get("hosts"), (str, list)) else []
-            for host in hosts:
-                claims.setdefault((host, consumer["env_file"], value), []).append(cpath)
+    for index, consumer, cls in _consumer_kinds(consumers):
+        cls.preflight_with_issuer(report, "%s.consumers[%d]" % (path, index), consumer, issuer, issuer_cls,
+                                  inventory, claims, checks)
 
 
 def check_claims(report, claims):
@@ -191,46 +171,12 @@ def check_claims(report, claims):
                          "give each credential its own variable (or its own file)")
 
 
-# --- certificates: systemd consumers that serve TLS ---------------------------------------------
+# --- certificates: consumers that serve TLS (the consumer kind checks its files) ---------------
 # See docs/runbooks/certificates.md.
-
-TLS_FILE_FIELDS = ("cert_file", "key_file", "ca_file")
-
 
 def validate_tls_consumers(report, path, record, ctype):
     consumers = record.get("consumers")
     if not isinstance(consumers, list):
         return
-    for index, consumer in enumerate(consumers):
-        if not isinstance(consumer, dict) or consumer.get("kind") != "systemd":
-            continue
-        cpath = "%s.consumers[%d]" % (path, index)
-        tls = [f for f in TLS_FILE_FIELDS if f in consumer]
-        if ctype == "certificate" and "cert_file" not in consumer:
-            report.warn(cpath + ".cert_file", "not set: the private key goes into env_var as one line and "
-                        "no certificate is deployed; name the files the service reads (cert_file, key_file)")
-            continue
-        if not tls and "reload" not in consumer:
-            continue
-        if ctype != "certificate":
-            report.error(cpath + "." + (tls[0] if tls else "reload"),
-                         "only a certificate credential is deployed as TLS files (this one is %s)" % show(ctype),
-                         "drop cert_file/key_file/ca_file/reload, or set `type: certificate`")
-            continue
-        if "key_file" not in consumer:
-            report.error(cpath + ".key_file", "missing (needed with cert_file)",
-                         "name the file that gets the private key, e.g. `key_file: /etc/app/tls.key`")
-        seen = {}
-        for field in tls:
-            value = consumer.get(field)
-            if not isinstance(value, str) or not value.startswith("/") or "\n" in value or value.endswith("/"):
-                report.error("%s.%s" % (cpath, field), "%s is not an absolute file path" % show(value),
-                             "write the full path of the file, e.g. /etc/app/tls.crt")
-            elif value in seen:
-                report.error("%s.%s" % (cpath, field), "%s is also the %s" % (show(value), seen[value]),
-                             "give the certificate, the key and the CA chain a file each")
-            else:
-                seen[value] = field
-        if "reload" in consumer and not isinstance(consumer.get("reload"), bool):
-            report.error(cpath + ".reload", "%s is not true or false" % show(consumer.get("reload")),
-                         "write `reload: true` to reload the service instead of restarting it")
+    for index, consumer, cls in _consumer_kinds(consumers):
+        cls.preflight_with_type(report, "%s.consumers[%d]" % (path, index), consumer, ctype, checks)

@@ -19,8 +19,9 @@ __metaclass__ = type
 
 import json
 
+from ansible_collections.credops.rotation.plugins.module_utils._consumers.registry import CONSUMERS
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import (
-    ACCEPTED, CLOSED_BLOCKS, CONSUMER_KINDS, ISSUER_BLOCKS, ISSUER_KINDS, REQUIRED, REQUIRED_ONE_OF, SPECS, STORE_KINDS,
+    ACCEPTED, CLOSED_BLOCKS, ISSUER_BLOCKS, ISSUER_KINDS, REQUIRED, REQUIRED_ONE_OF, SPECS, STORE_KINDS,
 )
 
 SCHEMA_PATH = "meta/schemas/rotation_credentials.schema.json"
@@ -94,11 +95,10 @@ def credentials_schema():
         "record": _spec_block("record", refs={"issuer": "issuer", "store": "store", "sender": "sender"}),
         "issuer": _by_kind(ISSUER_KINDS, "issuer", ACCEPTED["issuer"]),
         "store": _by_kind(STORE_KINDS, "store", ACCEPTED["store"]),
-        "consumer": _by_kind(CONSUMER_KINDS, "consumer"),
+        "consumer": _by_kind(tuple(CONSUMERS), "consumer"),
         "verify": _spec_block("verify"),
         "sender": _spec_block("sender", refs={"auth": "auth", "switch": "sender.switch", "test": "sender.test",
                                               "signature": "sender.signature"}),
-        "deliveries": _spec_block("deliveries"),
     }
     defs["record"]["properties"]["consumers"] = {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/consumer"}}
     for name in ("sender.switch", "sender.test", "sender.signature"):
@@ -111,9 +111,12 @@ def credentials_schema():
         defs["issuer." + kind] = _spec_block("issuer." + kind, refs=refs)
     for kind in STORE_KINDS:
         defs["store." + kind] = _spec_block("store." + kind)
-    for kind in CONSUMER_KINDS:
-        refs = {"verify": "verify", "deliveries": "deliveries"} if kind == "systemd" else {"verify": "verify"}
-        defs["consumer." + kind] = _spec_block("consumer." + kind, refs=refs)
+    for kind, cls in CONSUMERS.items():
+        # a consumer kind's sub-blocks (verify, a webhook receiver's deliveries), by their block names
+        for block in cls.BLOCKS.values():
+            if block not in defs:
+                defs[block] = _spec_block(block)
+        defs["consumer." + kind] = _spec_block("consumer." + kind, refs=dict(cls.BLOCKS))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "rotation_credentials (credops.rotation)",

@@ -20,12 +20,13 @@ from ansible_collections.credops.rotation.plugins.module_utils import _policy, _
 from ansible_collections.credops.rotation.plugins.module_utils._inventory import checks
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.checks import (
     HAS_JMESPATH, Report, check_jmespath,
-    check_declared, check_mapping, check_method, check_statuses, check_url, required_str,
+    check_declared, check_mapping, check_method, check_statuses, check_url,
 )
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.fields import (
     CONSUMER_KINDS, ISSUER_KINDS, SPECS, STORE_KINDS,
 )
-from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import ENV_VAR, Inventory, is_int, is_str, show
+from ansible_collections.credops.rotation.plugins.module_utils._inventory.model import Inventory, is_int, is_str, show
+from ansible_collections.credops.rotation.plugins.module_utils._consumers.registry import consumer_class
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import compatible_issuers, issuer_class
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import store_class
 from ansible_collections.credops.rotation.plugins.module_utils._inventory.runbook_fields import (
@@ -44,9 +45,6 @@ FUTURE_TOLERANCE = datetime.timedelta(minutes=5)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _CONSUMER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
-_UNIT = re.compile(r"^[A-Za-z0-9:_.@\\-]+$")
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
 def validate(credentials, groups=None, hosts=None, now=None, check_secrets=True, require_contact=True):
@@ -172,7 +170,7 @@ def _validate_record(report, path, record, inventory, now, claims):
             elif isinstance(cname, str):
                 seen[cname] = index
             _validate_consumer(report, cpath, consumer, inventory, path, claims)
-            _external_secret_store(report, cpath, consumer, record.get("store"))
+            _consumer_with_store(report, cpath, consumer, record.get("store"))
     validate_webhook(report, path, record, ctype, inventory, claims)
     validate_tls_consumers(report, path, record, ctype)
     validate_ids_and_roles(report, path, record, inventory, claims)
@@ -221,37 +219,13 @@ def _validate_store(report, path, store):
 
 # --- consumers --------------------------------------------------------------------------------
 
-def _host_ref(report, path, value, inventory, required=True, what="hosts"):
-    if value in (None, "", []):
-        if required:
-            report.error(path, "missing", "name the inventory host or group that runs this consumer, e.g. `%s: web`" % what)
-        return
-    names = value if isinstance(value, list) else [value]
-    for name in names:
-        if not is_str(name):
-            report.error(path, "%s is not a host or group name" % show(name),
-                         "name one inventory host or group (or a list of them)")
-            continue
-        if any(ch in name for ch in ":&!*,") or name.startswith("~"):
-            report.error(path, "%s is a host pattern" % show(name),
-                         "name inventory hosts or groups (a list of them for several), not a pattern")
-            continue
-        if not inventory.exists(name):
-            report.error(path, "%s is neither a host nor a group of the inventory" % show(name),
-                         "add it to the inventory, or correct the name")
-
-
-def _external_secret_store(report, path, consumer, store):
-    """An ExternalSecret syncs what the store calls current; a store kind that keeps the new
-    value beside the current one until every consumer verified it (its EXTERNAL_SECRET_PROBLEM)
-    would have a force-sync deploy the old value (and later overwrite a Secret written directly)."""
-    if consumer.get("kind") != "kubernetes" or consumer.get("external_secret") in (None, ""):
-        return
-    store_cls = store_class(store.get("kind")) if isinstance(store, dict) else None
-    if store_cls is not None and store_cls.EXTERNAL_SECRET_PROBLEM:
-        report.error(path + ".external_secret", store_cls.EXTERNAL_SECRET_PROBLEM,
-                     "let the rotation write the Kubernetes Secret itself: `secret: NAME` without `external_secret:` "
-                     "(and stop the ExternalSecret from managing that Secret)")
+def _consumer_with_store(report, path, consumer, store):
+    """The consumer kind's checks that need the record's store kind (e.g. an ExternalSecret
+    against a store that keeps the new value beside the current one)."""
+    cls = consumer_class(consumer.get("kind"))
+    if cls is not None:
+        store_cls = store_class(store.get("kind")) if isinstance(store, dict) else None
+        cls.preflight_with_store(report, path, consumer, store_cls)
 
 
 def _validate_consumer(report, path, consumer, inventory, credential, claims):
@@ -263,85 +237,16 @@ def _validate_consumer(report, path, consumer, inventory, credential, claims):
         report.error(path + ".name", "%s has characters that cannot be recorded (commas, spaces, ...)" % show(name),
                      "use letters, digits and ._@- (the names go into the store's comma-separated metadata)")
     kind = consumer.get("kind")
-    if kind not in CONSUMER_KINDS:
+    cls = consumer_class(kind)
+    if cls is None:
         report.error(path + ".kind", "missing" if kind is None else "unknown consumer kind %s" % show(kind),
                      "use one of: " + ", ".join(CONSUMER_KINDS))
         return
     report.unknown_fields(path, consumer, "consumer." + kind)
-    if kind == "systemd":
-        _host_ref(report, path + ".hosts", consumer.get("hosts"), inventory)
-        # a TLS consumer (cert_file) gets files, not an env var: see _validate_tls_consumers
-        _env_file(report, path + ".env_file", consumer.get("env_file"), "cert_file" not in consumer)
-        _env_var(report, path + ".env_var", consumer.get("env_var"), "cert_file" not in consumer)
-        service = consumer.get("service")
-        if required_str(report, path + ".service", service,
-                        "name the systemd unit restarted to pick up the value, e.g. `service: application.service`"):
-            if not _UNIT.match(service):
-                report.error(path + ".service", "%s is not a systemd unit name" % show(service),
-                             "write the unit's name, e.g. application.service")
-        if is_str(consumer.get("env_file")) and is_str(consumer.get("env_var")):
-            hosts = inventory.expand(consumer.get("hosts")) if isinstance(consumer.get("hosts"), (str, list)) else []
-            for host in hosts:
-                key = (host, consumer["env_file"], consumer["env_var"])
-                claims.setdefault(key, []).append(path)
-    elif kind == "kubernetes":
-        _host_ref(report, path + ".cluster", consumer.get("cluster"), inventory, what="cluster")
-        if isinstance(consumer.get("cluster"), list):
-            report.error(path + ".cluster", "must be one inventory host", "name the host that carries the kubeconfig/context")
-        namespace = consumer.get("namespace")
-        if required_str(report, path + ".namespace", namespace, "name the namespace, e.g. `namespace: payments`"):
-            if not _DNS_LABEL.match(namespace):
-                report.error(path + ".namespace", "%s is not a Kubernetes namespace name" % show(namespace),
-                             "use lower-case letters, digits and '-', at most 63 characters")
-        if consumer.get("secret") in (None, "") and consumer.get("external_secret") in (None, ""):
-            report.error(path, "neither secret nor external_secret is given",
-                         "name the Kubernetes Secret to write (`secret:`) or the ExternalSecret to force-sync "
-                         "(`external_secret:`)")
-        for field in ("secret", "external_secret"):
-            value = consumer.get(field)
-            if value not in (None, "") and (not isinstance(value, str) or not _DNS_SUBDOMAIN.match(value)):
-                report.error("%s.%s" % (path, field), "%s is not a Kubernetes object name" % show(value),
-                             "use lower-case letters, digits, '-' and '.'")
-        deployments = consumer.get("deployments")
-        if deployments in (None, []):
-            report.error(path + ".deployments", "missing or empty",
-                         "list the Deployments that use the Secret, e.g. `deployments: [mobile-backend]`")
-        elif not isinstance(deployments, list):
-            report.error(path + ".deployments", "must be a list of Deployment names",
-                         "write e.g. `deployments: [%s]`" % (deployments if isinstance(deployments, str) else "app"))
-        else:
-            for index, dep in enumerate(deployments):
-                if not isinstance(dep, str) or not _DNS_SUBDOMAIN.match(dep):
-                    report.error("%s.deployments[%d]" % (path, index), "%s is not a Deployment name" % show(dep),
-                                 "use lower-case letters, digits, '-' and '.'")
-    else:  # batch
-        _host_ref(report, path + ".hosts", consumer.get("hosts"), inventory, required=False)
-        _env_file(report, path + ".env_file", consumer.get("env_file"), False)
-        _env_var(report, path + ".env_var", consumer.get("env_var"), False)
+    cls.preflight(report, path, consumer, inventory, claims, checks)
     verify = consumer.get("verify")
     if check_mapping(report, path + ".verify", verify, False, "describe the health check: url, status, json"):
         _validate_verify(report, path + ".verify", verify)
-
-
-def _env_file(report, path, value, required):
-    if value in (None, ""):
-        if required:
-            report.error(path, "missing", "give the environment file the service reads, e.g. "
-                         "`env_file: /etc/application/environment`")
-        return
-    if not isinstance(value, str) or not value.startswith("/") or "\n" in value:
-        report.error(path, "%s is not an absolute path" % show(value),
-                     "write the full path, e.g. /etc/application/environment")
-
-
-def _env_var(report, path, value, required):
-    if value in (None, ""):
-        if required:
-            report.error(path, "missing", "name the variable that holds the value, e.g. `env_var: PAYMENT_API_KEY`")
-        return
-    if not isinstance(value, str) or not ENV_VAR.match(value):
-        report.error(path, "%s is not a valid environment variable name" % show(value),
-                     "use letters, digits and underscores, not starting with a digit (e.g. PAYMENT_API_KEY)")
 
 
 def _validate_verify(report, path, verify):
