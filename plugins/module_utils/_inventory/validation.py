@@ -132,20 +132,11 @@ def _validate_record(report, path, record, inventory, now, claims):
                 report.error(path + ".last_rotated", "%s is in the future" % _time.format_time(when),
                              "correct the time (UTC, with a trailing Z), or remove it")
 
-    issuer = record.get("issuer")
-    if issuer is None:
-        report.error(path + ".issuer", "missing", "add an issuer mapping with kind: " + ", ".join(ISSUER_KINDS))
-    elif not isinstance(issuer, dict):
-        report.error(path + ".issuer", "must be a mapping", "give issuer a mapping with kind: ...")
-    else:
+    issuer = _kind_block(report, path, record, "issuer", "an issuer", ISSUER_KINDS)
+    if issuer is not None:
         _validate_issuer(report, path + ".issuer", issuer, ctype)
-
-    store = record.get("store")
-    if store is None:
-        report.error(path + ".store", "missing", "add a store mapping with kind: " + ", ".join(STORE_KINDS))
-    elif not isinstance(store, dict):
-        report.error(path + ".store", "must be a mapping", "give store a mapping with kind: ...")
-    else:
+    store = _kind_block(report, path, record, "store", "a store", STORE_KINDS)
+    if store is not None:
         _validate_store(report, path + ".store", store)
 
     consumers = record.get("consumers")
@@ -178,13 +169,32 @@ def _validate_record(report, path, record, inventory, now, claims):
 
 # --- issuer -----------------------------------------------------------------------------------
 
+def _kind_block(report, path, record, name, article, kinds):
+    """The record's ``name`` block (issuer, store) when it is a mapping; else None, and the error."""
+    block = record.get(name)
+    if block is None:
+        report.error("%s.%s" % (path, name), "missing", "add %s mapping with kind: %s" % (article, ", ".join(kinds)))
+    elif not isinstance(block, dict):
+        report.error("%s.%s" % (path, name), "must be a mapping", "give %s a mapping with kind: ..." % name)
+    else:
+        return block
+    return None
+
+
+def _known_kind(report, path, kind, kinds, what):
+    """Whether ``kind`` is one of ``kinds``; the error names the field otherwise."""
+    if kind is None:
+        report.error(path + ".kind", "missing", "set kind to one of: " + ", ".join(kinds))
+        return False
+    if kind not in kinds:
+        report.error(path + ".kind", "unknown %s kind %s" % (what, show(kind)), "use one of: " + ", ".join(kinds))
+        return False
+    return True
+
+
 def _validate_issuer(report, path, issuer, ctype):
     kind = issuer.get("kind")
-    if kind is None:
-        report.error(path + ".kind", "missing", "set kind to one of: " + ", ".join(ISSUER_KINDS))
-        return
-    if kind not in ISSUER_KINDS:
-        report.error(path + ".kind", "unknown issuer kind %s" % show(kind), "use one of: " + ", ".join(ISSUER_KINDS))
+    if not _known_kind(report, path, kind, ISSUER_KINDS, "issuer"):
         return
     if ctype and kind not in COMPATIBLE_ISSUERS.get(ctype, ()):
         report.error(path + ".kind", "type %s cannot be issued by %s" % (ctype, kind),
@@ -198,11 +208,7 @@ def _validate_issuer(report, path, issuer, ctype):
 
 def _validate_store(report, path, store):
     kind = store.get("kind")
-    if kind is None:
-        report.error(path + ".kind", "missing", "set kind to one of: " + ", ".join(STORE_KINDS))
-        return
-    if kind not in STORE_KINDS:
-        report.error(path + ".kind", "unknown store kind %s" % show(kind), "use one of: " + ", ".join(STORE_KINDS))
+    if not _known_kind(report, path, kind, STORE_KINDS, "store"):
         return
     report.unknown_fields(path, store, "store." + kind, "store")
     field = store.get("field")
