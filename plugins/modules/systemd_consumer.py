@@ -151,9 +151,9 @@ def _edit_files(module, entries):
             if os.path.exists(path):
                 with open(path) as handle:
                     old = handle.read()
-            new = _env_file.set_lines(old, [(e["name"], "%s=%s" % (e["name"], e["_line"])) for e in group])
+            new = _env_file.set_lines(old, [(e["name"], e["_line"]) for e in group])
             for entry in group:
-                entry["changed"] = _env_file.set_lines(old, [(entry["name"], "%s=%s" % (entry["name"], entry["_line"]))]) != old
+                entry["changed"] = _env_file.set_lines(old, [(entry["name"], entry["_line"])]) != old
             mode_wrong = os.path.exists(path) and (os.stat(path).st_mode & 0o7777) != 0o600
             if (new != old or mode_wrong or not os.path.exists(path)) and not module.check_mode:
                 _write(module, path, new)
@@ -218,7 +218,7 @@ def main():
     refused = []
     for entry in entries:
         try:
-            entry["_line"] = _env_file.quote(entry["value"], _label(entry))
+            entry["_line"] = "%s=%s" % (entry["name"], _env_file.quote(entry["value"], _label(entry)))
         except _env_file.EnvFileError as exc:
             refused.append(str(exc))
     if refused:
