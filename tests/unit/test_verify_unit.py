@@ -334,7 +334,7 @@ def test_failure_message_fix_hints(attempt, rejected, fix):
 
 def test_module_helpers_no_network(monkeypatch):
     """The module's probe turns request() errors into an attempt error, scrubbed."""
-    from ansible_collections.credops.rotation.plugins.modules import verify_endpoint as mod
+    from ansible_collections.credops.rotation.plugins.module_utils import _verify_run as mod
 
     def boom(*args, **kwargs):
         raise OSError("refused while sending " + SECRET)
