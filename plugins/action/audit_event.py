@@ -7,17 +7,10 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import os
-
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
-from ansible.utils.display import Display
 
-from ansible_collections.credops.rotation.plugins.module_utils import _audit, _audit_sinks
-
-display = Display()
-
-DEFAULT_PATH = "./rotation-audit.jsonl"
+from ansible_collections.credops.rotation.plugins.plugin_utils.audit import Trail
 
 
 class ActionModule(ActionBase):
@@ -34,12 +27,8 @@ class ActionModule(ActionBase):
         if many and not isinstance(args["entries"], list):
             raise AnsibleActionFail("audit_event: entries must be a list of dicts")
         items = args["entries"] if many else [args]
-        path = args.get("path") or task_vars.get("rotation_audit_log") or DEFAULT_PATH
-        sinks = args["sinks"] if "sinks" in args else self._templar.template(task_vars.get("rotation_audit_sinks"))
-        problems = _audit_sinks.problems(sinks, "sinks" if "sinks" in args else "rotation_audit_sinks")
-        if problems:
-            raise AnsibleActionFail("audit_event: " + "; ".join(problems))
-        actor_name = args.get("actor") or _audit.actor(variables=task_vars)
+        trail = Trail(task_vars, self._templar, args)
+        path = trail.path
         entries = []
         for number, item in enumerate(items):
             where = "entries[%d] " % number if many else ""
@@ -52,11 +41,7 @@ class ActionModule(ActionBase):
                 if not item.get(required):
                     raise AnsibleActionFail("audit_event: %s%s is required" % (where, required))
             try:
-                entries.append(_audit.make_entry(
-                    item["credential"], item["event"], consumer=item.get("consumer"),
-                    key_id=item.get("key_id"), previous_key_id=item.get("previous_key_id"),
-                    incident=item.get("incident") or args.get("incident"), details=item.get("details"),
-                    actor_name=actor_name))
+                entries.append(trail.entry(item, incident=args.get("incident")))
             except ValueError as exc:
                 raise AnsibleActionFail("audit_event: %s%s" % (where, exc))
         if many:
@@ -70,21 +55,9 @@ class ActionModule(ActionBase):
         if not entries:
             result.update(changed=False, path=path)
             return result
-        for one in entries:
-            written = _audit.append(path, one)
+        written, warnings = trail.write(entries)
         result.update(changed=True, entry=entry, path=written)
-        if not sinks and task_vars.get("awx_job_id") and not os.path.isabs(os.path.expanduser(path)):
-            display.warning("The audit trail goes to %s in the AWX job's working directory and is lost with the job's "
-                            "container: set rotation_audit_sinks (syslog, http) or rotation_audit_log on persistent "
-                            "storage." % path)
-        warnings, errors = [], []
-        for one in entries:
-            more_warnings, more_errors = _audit_sinks.deliver(sinks, one)
-            warnings.extend(more_warnings)
-            errors.extend(more_errors)
         if warnings:
             result["warnings"] = warnings
-        if errors:
-            raise AnsibleActionFail("audit_event: " + "; ".join(errors) + " (written to %s)" % result["path"])
-        result["sinks"] = len(sinks or [])
+        result["sinks"] = len(trail.sinks or [])
         return result
