@@ -1,12 +1,18 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """The deploy role's batch for the systemd consumers of one host: what the systemd_consumer module
-writes (systemd_entries), and what it did per consumer (systemd_outcome, systemd_results).
+writes (systemd_entries), and what it did per consumer (systemd_outcome, systemd_results; the
+systemd_consumer action plugin records its own run with the same functions, plugin_utils/systemd_deploy).
 Documented in the .yml files of the same names beside this file."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+from ansible_collections.credops.rotation.plugins.plugin_utils import systemd_deploy as _deploy
+
+# what the deploy role checks of a consumer's verify block (verify_endpoint's options of the same names)
+VERIFY_KEYS = ("url", "method", "status", "json", "validate_certs", "ca_path")
 
 
 def _consumer(credentials, item):
@@ -17,18 +23,16 @@ def _batched(credentials, item):
     return item.get("kind") == "systemd" and "cert_file" not in _consumer(credentials, item)
 
 
-def _step(kind, consumer):
-    if kind == "restart":
-        return "Deploy | restart %s" % consumer.get("service", "")
-    if kind == "wait":
-        return "Deploy | wait for the service to be active (%s)" % consumer.get("service", "")
-    return "Deploy | write the value in the environment file (%s in %s)" % (
-        consumer.get("env_var", ""), consumer.get("env_file", ""))
+def _verify(consumer):
+    verify = consumer.get("verify")
+    return dict((k, verify[k]) for k in VERIFY_KEYS if k in verify) if isinstance(verify, dict) else None
 
 
 def systemd_entries(work, credentials, values, which="new", states=None, force=False):
     """The environment-file consumers among ``work`` (this host's items) and the module's entries
-    for them: {"items": [...], "entries": [...], "refused": {"credential consumer": error}}."""
+    for them: {"items": [...], "entries": [...], "refused": {"credential consumer": error}}. Each
+    entry carries the key id of the value and the consumer's verify block; an item that cannot be
+    written gets one entry with ``refused`` (the reason) and no value."""
     out = {"items": [], "entries": [], "refused": {}}
     for item in work or []:
         if not _batched(credentials, item):
@@ -38,17 +42,21 @@ def systemd_entries(work, credentials, values, which="new", states=None, force=F
         held = (values or {}).get(name) or {}
         out["items"].append(item)
         restart = bool(force) or (which == "new" and ((states or {}).get(name) or {}).get("phase") == "pending")
-        base = {"path": consumer["env_file"], "service": consumer["service"], "restart": restart,
-                "credential": name, "consumer": item["consumer"]}
         value, key_id = held.get(which), held.get(which + "_id")
+        base = {"path": consumer["env_file"], "service": consumer["service"], "restart": restart,
+                "credential": name, "consumer": item["consumer"], "key_id": key_id or None}
+        verify = _verify(consumer)
+        if verify is not None:
+            base["verify"] = verify
+        refused = None
         if value is None:
-            out["refused"]["%s %s" % (name, item["consumer"])] = (
-                "the store holds no %s value of %s, so %s cannot be written" % (which, name, consumer["env_var"]))
-            continue
-        if consumer.get("id_env_var") and not key_id:
-            out["refused"]["%s %s" % (name, item["consumer"])] = (
-                "the store holds no key id for the %s value of %s, so %s cannot be written"
-                % (which, name, consumer["id_env_var"]))
+            refused = "the store holds no %s value of %s, so %s cannot be written" % (which, name, consumer["env_var"])
+        elif consumer.get("id_env_var") and not key_id:
+            refused = ("the store holds no key id for the %s value of %s, so %s cannot be written"
+                       % (which, name, consumer["id_env_var"]))
+        if refused:
+            out["refused"]["%s %s" % (name, item["consumer"])] = refused
+            out["entries"].append(dict(base, name=consumer["env_var"], refused=refused))
             continue
         out["entries"].append(dict(base, name=consumer["env_var"], value=value))
         if consumer.get("id_env_var"):
@@ -56,33 +64,20 @@ def systemd_entries(work, credentials, values, which="new", states=None, force=F
     return out
 
 
+def _names(credentials, item):
+    consumer = _consumer(credentials, item)
+    return {"credential": item["credential"], "consumer": item["consumer"], "service": consumer.get("service"),
+            "env_var": consumer.get("env_var", ""), "env_file": consumer.get("env_file", "")}
+
+
 def systemd_outcome(env, result, credentials):
     """Per batched item, what the systemd_consumer module did (``result``, its registered result or
     the failure rescued): a list of the items with failed, changed, restarted, service, step, error."""
-    result = result or {}
-    reported = result.get("entries")
-    outcome = []
-    for item in env.get("items", []):
-        consumer = _consumer(credentials, item)
-        key = "%s %s" % (item["credential"], item["consumer"])
-        row = dict(item, service=consumer.get("service"), failed=False, changed=False, restarted=False,
-                   step="", error="")
-        if key in env.get("refused", {}):
-            row.update(failed=True, changed=False, step=_step("write", consumer), error=env["refused"][key])
-        elif not reported:
-            # the module did not run to its end (no per-entry report): every entry counts as failed
-            row.update(failed=True, changed=True, step=_step("write", consumer),
-                       error=result.get("msg") or "failed")
-        else:
-            mine = [e for e in reported if e.get("credential") == item["credential"]
-                    and e.get("consumer") == item["consumer"]]
-            failed = [e for e in mine if e.get("failed")]
-            row.update(changed=any(e.get("changed") for e in mine), restarted=any(e.get("restarted") for e in mine))
-            if failed or not mine:
-                row.update(failed=True, changed=True, step=_step(failed[0].get("step") if failed else "write", consumer),
-                           error=failed[0].get("msg") if failed else "no result for this entry")
-        outcome.append(row)
-    return outcome
+    items = env.get("items", [])
+    consumers = [dict(_names(credentials, item), refused=env.get("refused", {}).get(
+        "%s %s" % (item["credential"], item["consumer"]))) for item in items]
+    return [dict(item, **dict((k, row[k]) for k in ("service", "failed", "changed", "restarted", "step", "error")))
+            for item, row in zip(items, _deploy.outcome(consumers, result))]
 
 
 def systemd_results(outcome, verified=None, which="new"):
@@ -95,42 +90,14 @@ def systemd_results(outcome, verified=None, which="new"):
         item = res.get("deploy_item") or {}
         if not res.get("skipped"):
             checks[(item.get("credential"), item.get("consumer"))] = res
-    out = {"results": {}, "verified": [], "failed": []}
-    for row in outcome:
-        record = {"consumer": row["consumer"], "kind": row.get("kind"), "failed": row["failed"],
-                  "changed": row["changed"]}
-        check = checks.get((row["credential"], row["consumer"]))
-        if row["failed"]:
-            record.update(step=row["step"], error=row["error"])
-        elif check is not None and check.get("failed"):
-            record.update(failed=True, changed=True, step="Verify | the consumer works with the value (%s, %s)"
-                          % (row["consumer"], which), error=check.get("msg") or "failed")
-        else:
-            record["verified"] = check is not None
-            if check is not None:
-                out["verified"].append({"credential": row["credential"], "consumer": row["consumer"],
-                                        "attempts": check.get("attempts", 0)})
-        if record["failed"]:
-            out["failed"].append({"credential": row["credential"], "consumer": row["consumer"],
-                                  "step": record["step"], "error": record["error"]})
-        out["results"].setdefault(row["credential"], []).append(record)
-    return out
+    return _deploy.record(outcome, checks, which)
 
 
 def deploy_audit_entry(row, event, host, values=None, which="new"):
     """An entry for audit_event's ``entries`` from a row of the outcome or the results: the
     consumer at ``host``, the key id of the ``which`` value, and the row's facts as details."""
-    entry = {"credential": row["credential"], "event": event, "consumer": "%s@%s" % (row["consumer"], host)}
     key_id = (((values or {}).get(row["credential"]) or {}).get(which + "_id"))
-    if key_id:
-        entry["key_id"] = key_id
-    if event == "deployed":
-        entry["details"] = {"which": which, "restarted": bool(row.get("restarted")), "service": row.get("service")}
-    elif event == "failed":
-        entry["details"] = {"step": row.get("step"), "error": row.get("error")}
-    else:
-        entry["details"] = {"step": "verify", "attempts": row.get("attempts", 0)}
-    return entry
+    return _deploy.audit_entry(row, event, host, key_id, which)
 
 
 class FilterModule(object):

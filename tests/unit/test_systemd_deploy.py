@@ -64,9 +64,9 @@ CREDS = {
     "a": {"consumers": [{"name": "app", "kind": "systemd", "env_file": "/e", "env_var": "A", "service": "s.service"},
                         {"name": "tls", "kind": "systemd", "cert_file": "/c", "key_file": "/k", "service": "t.service"}]},
     "b": {"consumers": [{"name": "app", "kind": "systemd", "env_file": "/e", "env_var": "B", "id_env_var": "B_ID",
-                         "service": "s.service"}]},
+                         "service": "s.service", "verify": {"url": "http://b/health", "note": "not a verify option"}}]},
     "c": {"consumers": [{"name": "app", "kind": "systemd", "env_file": "/e", "env_var": "C", "id_env_var": "C_ID",
-                         "service": "s.service"}]},
+                         "service": "s.service", "verify": {"url": "http://c/health"}}]},
 }
 WORK = [{"credential": "a", "consumer": "app", "index": 0, "kind": "systemd"},
         {"credential": "a", "consumer": "tls", "index": 1, "kind": "systemd"},
@@ -78,11 +78,13 @@ VALUES = {"a": {"new": "va", "new_id": "ia"}, "b": {"new": "vb", "new_id": "ib"}
 def test_entries_batch_the_env_file_consumers_and_refuse_what_cannot_be_written():
     env = systemd_deploy.systemd_entries(WORK, CREDS, VALUES, "new", {"b": {"phase": "pending"}})
     assert [i["credential"] for i in env["items"]] == ["a", "b", "c"]   # the TLS consumer is not batched
-    assert [(e["name"], e["value"], e["restart"]) for e in env["entries"]] == [
-        ("A", "va", False), ("B", "vb", True), ("B_ID", "ib", True)]
-    assert env["refused"] == {"c app": "the store holds no key id for the new value of c, so C_ID cannot be written"}
+    assert [(e["name"], e.get("value"), e["restart"], e["key_id"]) for e in env["entries"]] == [
+        ("A", "va", False, "ia"), ("B", "vb", True, "ib"), ("B_ID", "ib", True, "ib"), ("C", None, False, None)]
+    reason = "the store holds no key id for the new value of c, so C_ID cannot be written"
+    assert env["refused"] == {"c app": reason} and env["entries"][-1]["refused"] == reason
+    assert [e.get("verify") for e in env["entries"]] == [None] + [{"url": "http://b/health"}] * 2 + [{"url": "http://c/health"}]
     forced = systemd_deploy.systemd_entries(WORK, CREDS, VALUES, "old", force=True)
-    assert forced["entries"] == [] and set(forced["refused"]) == {"a app", "b app", "c app"}
+    assert [e.get("value") for e in forced["entries"]] == [None] * 3 and set(forced["refused"]) == {"a app", "b app", "c app"}
 
 
 def test_outcome_and_results_per_consumer():
