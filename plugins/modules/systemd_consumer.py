@@ -24,6 +24,14 @@ description:
   - Values are never returned, logged or put in a message.
   - A service that cannot be restarted, or is not active within O(timeout), fails the module;
     the result still tells, per entry, what was written and which service failed.
+  - An action plugin of the same name runs the module on the host, then on the controller, in the
+    same task, verifies each consumer that got its value (the entries' C(verify) blocks, checked as
+    M(credops.rotation.verify_endpoint) checks them, several at once), records the consumers in the
+    audit trail with O(audit=true) (as M(credops.rotation.audit_event) does), and returns per
+    credential what happened to each consumer (RV(results)). A consumer is the entries of one
+    O(entries[].credential) and O(entries[].consumer).
+  - The task fails when any consumer failed (refused, not written, service not active, or not
+    verified); the result still holds every consumer's outcome.
 version_added: 0.1.0
 author: credops.rotation maintainers (@credops)
 attributes:
@@ -49,9 +57,9 @@ options:
         type: str
         required: true
       value:
-        description: Its value.
+        description:
+          - Its value. Required unless O(entries[].refused) is set.
         type: str
-        required: true
       service:
         description: The systemd unit that reads the file and is restarted when it changed.
         type: str
@@ -69,11 +77,64 @@ options:
         description: Consumer the entry belongs to (results and messages).
         type: str
         default: ''
+      key_id:
+        description:
+          - The key id of the value (never the value), for the audit trail.
+        type: str
+      verify:
+        description:
+          - How to prove the consumer works with the value once its service is active again, checked
+            from the controller - the options of M(credops.rotation.verify_endpoint) (C(url), C(method),
+            C(status), C(json), C(validate_certs), C(ca_path), ...) except C(credential), C(consumer) and
+            C(deadline), which come from the entry and O(deadline).
+          - The consumer's first entry with a C(verify) counts; a consumer without one is not verified.
+        type: dict
+      refused:
+        description:
+          - Why the caller cannot give this entry's value (for example the store holds none). The entry
+            is not written; its consumer is reported failed with this reason at the C(write) step.
+        type: str
   timeout:
     description: Seconds to wait for each restarted service to be active.
     type: int
     default: 60
+  deadline:
+    description:
+      - Seconds to keep trying each consumer's verification (verify_endpoint's O(credops.rotation.verify_endpoint#module:deadline)).
+      - At most 16 consumers are checked at once.
+    type: float
+    default: 60
+  skip:
+    description:
+      - Credentials whose entries are left out - nothing written, verified or recorded for them (a
+        rolling deploy leaves out the credentials that already failed on an earlier host). Returned
+        as RV(skipped).
+    type: list
+    elements: str
+    default: []
+  which:
+    description:
+      - Which value the entries carry, V(new) (a rotation) or V(old) (a roll back) - the audit
+        event of a verified consumer (C(verified) or C(rolled_back)) and the step named when its
+        verification fails.
+    type: str
+    choices: [new, old]
+    default: new
+  audit:
+    description:
+      - Record in the audit trail the consumers that got the value (C(deployed)), that work with it
+        (C(verified), or C(rolled_back) with O(which=old)) and that failed (C(failed)) - the trail file
+        is C(rotation_audit_log) and the sinks C(rotation_audit_sinks), as for M(credops.rotation.audit_event).
+      - Nothing is recorded in check mode.
+    type: bool
+    default: false
+  incident:
+    description:
+      - Incident id for the audit entries.
+    type: str
 notes:
+  - The verifications and the audit trail run on the controller; only O(entries) (without
+    O(entries[].verify)) and O(timeout) reach the host.
   - Needs C(systemctl) on the host and the rights to write the files and restart the units
     (C(become) when not connecting as root).
 '''
@@ -86,6 +147,21 @@ EXAMPLES = r'''
       - {path: /etc/application/environment, name: MAPS_API_KEY, value: "{{ maps_key }}", service: app.service}
       - {path: /etc/application/environment, name: MAIL_API_KEY, value: "{{ mail_key }}", service: app.service}
     timeout: 60
+
+- name: Deploy, verify each consumer and record it in the audit trail
+  credops.rotation.systemd_consumer:
+    entries:
+      - path: /etc/application/environment
+        name: PAYMENT_API_KEY
+        value: "{{ payment_key }}"
+        key_id: "{{ payment_key_id }}"
+        service: app.service
+        credential: payment-gateway-api
+        consumer: web-app
+        verify: {url: "http://127.0.0.1:8080/health", json: {payment_gateway: connected}}
+    deadline: 120
+    audit: true
+  register: deployed
 '''
 
 RETURN = r'''
@@ -105,6 +181,32 @@ services:
   returned: always
   type: dict
   sample: {app.service: {restarted: true, state: active, failed: false, msg: "", waited: 0.8}}
+consumers:
+  description:
+    - Per consumer (credential and consumer of the entries), in order - what happened to it.
+    - C(step) and C(error) name what failed for a failed consumer; empty otherwise.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {credential: payment-gateway-api, consumer: web-app, service: app.service, changed: true, restarted: true,
+       failed: false, verified: true, attempts: 1, step: "", error: ""}
+results:
+  description:
+    - Per credential, a record for each of its consumers - C(consumer), C(kind) (V(systemd)), C(failed),
+      C(changed), and C(verified) for a consumer that did not fail, or the C(step) and C(error) of its failure
+      (the deploy role's C(deploy_results)).
+  returned: always
+  type: dict
+  sample:
+    payment-gateway-api:
+      - {consumer: web-app, kind: systemd, failed: false, changed: true, verified: true}
+skipped:
+  description: The credentials of O(skip).
+  returned: always
+  type: list
+  elements: str
+  sample: []
 '''
 
 import os
@@ -114,6 +216,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.credops.rotation.plugins.module_utils import _env_file
+from ansible_collections.credops.rotation.plugins.module_utils._systemd_consumer import argument_spec
 
 POLL_SECONDS = 0.25
 
@@ -198,25 +301,14 @@ def _restart_and_wait(module, services, timeout):
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            entries=dict(type="list", elements="dict", required=True, options=dict(
-                path=dict(type="path", required=True),
-                name=dict(type="str", required=True),
-                value=dict(type="str", required=True, no_log=True),
-                service=dict(type="str", required=True),
-                restart=dict(type="bool", default=False),
-                credential=dict(type="str", default=""),
-                consumer=dict(type="str", default=""),
-            )),
-            timeout=dict(type="int", default=60),
-        ),
-        supports_check_mode=True,
-    )
+    module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True)
     entries = [dict(e) for e in module.params["entries"]]
     # Everything refused before anything is written.
     refused = []
     for entry in entries:
+        if entry.get("value") is None:   # the action plugin sends no refused entry here
+            refused.append("%s has no value%s" % (_label(entry), ": " + entry["refused"] if entry.get("refused") else ""))
+            continue
         try:
             entry["_line"] = "%s=%s" % (entry["name"], _env_file.quote(entry["value"], _label(entry)))
         except _env_file.EnvFileError as exc:

@@ -1,0 +1,169 @@
+"""The systemd_consumer action plugin: what reaches the host, the verifications on the controller
+(against a real HTTP server on 127.0.0.1), the audit entries, and a result in the shape the deploy
+role's filters gave (deploy_results) - with no value anywhere. The module's own work on a systemd
+host is proven in tests/integration/test_one_restart_per_service.py."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from unittest import mock
+
+import pytest
+
+from ansible_collections.credops.rotation.plugins.action import systemd_consumer as action
+from ansible_collections.credops.rotation.plugins.filter import systemd_deploy as filters
+
+SECRET = "s3cr3t-VALUE-planted-action"
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - http.server's name
+        status, body = {"/ok": (200, {"status": "ok"}), "/echo": (200, {"token": SECRET})}.get(self.path, (404, {}))
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def server():
+    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield "http://127.0.0.1:%d" % httpd.server_address[1]
+    httpd.shutdown()
+
+
+def _entry(credential, name, value=SECRET, **more):
+    return dict(dict(path="/etc/app/env", name=name, value=value, service="app.service", credential=credential,
+                     consumer="app", key_id="id-" + credential), **more)
+
+
+def _run(args, module_result, tmp_path, check_mode=False):
+    task = mock.MagicMock(args=args, async_val=0, check_mode=check_mode, action="credops.rotation.systemd_consumer")
+    templar = mock.MagicMock()
+    templar.template.side_effect = lambda value: value
+    plugin = action.ActionModule(task, mock.MagicMock(), mock.MagicMock(), mock.MagicMock(), templar, mock.MagicMock())
+    plugin._load_name = "credops.rotation.systemd_consumer"
+    sent = []
+
+    def execute(module_name=None, module_args=None, task_vars=None):
+        sent.append((module_name, module_args))
+        return dict(module_result)
+    plugin._execute_module = execute
+    audit = tmp_path / "audit.jsonl"
+    task_vars = {"inventory_hostname": "web1", "rotation_audit_log": str(audit), "rotation_actor": "tester"}
+    result = plugin.run(task_vars=task_vars)
+    trail = [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
+    return result, sent, trail
+
+
+def _reported(*credentials):
+    return {"changed": True, "entries": [
+        {"credential": c, "consumer": "app", "changed": True, "restarted": True, "failed": False, "msg": "", "step": ""}
+        for c in credentials], "services": {"app.service": {"restarted": True, "state": "active", "failed": False}}}
+
+
+def test_one_task_writes_verifies_records_and_reports_like_the_role(server, tmp_path):
+    entries = [_entry("a", "A", verify={"url": server + "/ok", "json": {"status": "ok"}}),
+               _entry("a", "A_ID", value="id-a", verify={"url": server + "/ok"}),
+               _entry("b", "B", verify={"url": server + "/echo", "json": {"token": "other"}}),
+               _entry("c", "C", value=None, refused="the store holds no new value of c, so C cannot be written"),
+               _entry("d", "D", verify={"url": server + "/ok"}),
+               _entry("e", "E")]
+    result, sent, trail = _run({"entries": entries, "skip": ["d"], "deadline": 0, "audit": True, "incident": "INC-1"},
+                               _reported("a", "b", "e"), tmp_path)
+
+    # the host gets the lines to write and nothing else: no refused, skipped, verify or key id
+    assert [name for name, _args in sent] == ["credops.rotation.systemd_consumer"]
+    module_args = sent[0][1]
+    assert sorted(module_args) == ["entries", "timeout"] and module_args["timeout"] == 60
+    assert [(e["credential"], e["name"]) for e in module_args["entries"]] == [("a", "A"), ("a", "A_ID"), ("b", "B"), ("e", "E")]
+    assert all(sorted(e) == ["consumer", "credential", "name", "path", "restart", "service", "value"]
+               for e in module_args["entries"])
+
+    # the same deploy_results the role's filters made of the module's result and the verify loop's
+    failed_b = next(c for c in result["consumers"] if c["credential"] == "b")
+    rows = [{"credential": c, "consumer": "app", "index": 0, "kind": "systemd"} for c in "abce"]
+    credentials = dict((c, {"consumers": [{"kind": "systemd", "env_file": "/etc/app/env", "env_var": c.upper(),
+                                           "service": "app.service"}]}) for c in "abce")
+    env = {"items": rows, "refused": {"c app": entries[3]["refused"]}}
+    outcome = filters.systemd_outcome(env, _reported("a", "b", "e"), credentials)
+    loop = {"results": [{"deploy_item": outcome[0], "attempts": 1},
+                        {"deploy_item": outcome[1], "failed": True, "msg": failed_b["error"], "attempts": 1},
+                        {"deploy_item": outcome[3], "skipped": True}]}
+    assert result["results"] == filters.systemd_results(outcome, loop, "new")["results"]
+    assert result["results"]["a"] == [{"consumer": "app", "kind": "systemd", "failed": False, "changed": True,
+                                       "verified": True}]
+    assert result["results"]["e"][0]["verified"] is False
+    assert result["results"]["c"][0]["step"] == "Deploy | write the value in the environment file (C in /etc/app/env)"
+    assert result["results"]["b"][0]["step"] == "Verify | the consumer works with the value (app, new)"
+    assert "consumer 'app@web1'" in failed_b["error"] and "token: expected \"other\", got \"********\"" in failed_b["error"]
+    assert result["skipped"] == ["d"] and "d" not in result["results"]
+    assert result["failed"] and result["changed"] and "b app@web1" in result["msg"] and "c app@web1" in result["msg"]
+
+    # the audit entries the role wrote: deployed, then verified and failed, with key ids and the incident
+    assert [(t["event"], t["credential"]) for t in trail] == [
+        ("deployed", "a"), ("deployed", "b"), ("deployed", "e"), ("verified", "a"), ("failed", "b"), ("failed", "c")]
+    assert all(t["consumer"] == "app@web1" and t["incident"] == "INC-1" and t["actor"] == "tester" for t in trail)
+    assert trail[0]["key_id"] == "id-a" and trail[0]["details"] == {"which": "new", "restarted": True, "service": "app.service"}
+    assert trail[3]["details"] == {"step": "verify", "attempts": 1}
+    assert trail[5]["details"] == {"step": result["results"]["c"][0]["step"], "error": entries[3]["refused"]}
+    assert SECRET not in json.dumps(result) and SECRET not in json.dumps(trail)
+
+
+def test_a_module_that_did_not_finish_fails_every_consumer_and_nothing_is_verified(server, tmp_path):
+    entries = [_entry("a", "A", verify={"url": server + "/ok"}), _entry("b", "B")]
+    result, _sent, trail = _run({"entries": entries, "which": "old", "audit": True},
+                                {"failed": True, "msg": "MODULE FAILURE", "module_stderr": "boom " + SECRET}, tmp_path)
+    assert [(r["failed"], r["changed"], r["error"]) for rs in result["results"].values() for r in rs] == [
+        (True, True, "MODULE FAILURE")] * 2
+    assert [t["event"] for t in trail] == ["failed", "failed"]
+    assert result["failed"] and SECRET not in json.dumps(result) and "boom ********" in result["module_stderr"]
+
+
+def test_rolled_back_and_check_mode(server, tmp_path):
+    entries = [_entry("a", "A", verify={"url": server + "/ok"})]
+    result, _sent, trail = _run({"entries": entries, "which": "old", "audit": True}, _reported("a"), tmp_path)
+    assert [t["event"] for t in trail] == ["deployed", "rolled_back"] and not result.get("failed")
+    (tmp_path / "audit.jsonl").unlink()
+    result, _sent, trail = _run({"entries": entries, "audit": True}, _reported("a"), tmp_path, check_mode=True)
+    assert trail == [] and result["results"]["a"][0]["verified"] is True
+
+
+def test_nothing_to_write_runs_no_module_and_a_bad_verify_block_fails_its_consumer(tmp_path):
+    result, sent, trail = _run({"entries": [_entry("a", "A", value=None, refused="no value")]}, {}, tmp_path)
+    assert sent == [] and trail == [] and result["results"]["a"][0]["error"] == "no value"
+    result, _sent, _trail = _run({"entries": [_entry("a", "A", verify={"url": "ftp://x/", "method": "GET"})]},
+                                 _reported("a"), tmp_path)
+    assert result["results"]["a"][0]["error"] == "url must be an http:// or https:// URL with a host"
+    result, _sent, _trail = _run({"entries": [_entry("a", "A", verify={"url": "http://x/", "bogus": 1})]},
+                                 _reported("a"), tmp_path)
+    assert "bogus" in result["results"]["a"][0]["error"]
+
+
+@pytest.mark.parametrize("checks", [3, 40])
+def test_checks_run_concurrently_and_bounded(server, tmp_path, checks):
+    entries = [_entry("c%02d" % n, "V%02d" % n, verify={"url": server + "/ok"}) for n in range(checks)]
+    running, peak, lock = [0], [0], threading.Lock()
+    real = action._verify_run.run
+
+    def counted(*args, **kwargs):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        try:
+            import time
+            time.sleep(0.05)
+            return real(*args, **kwargs)
+        finally:
+            with lock:
+                running[0] -= 1
+    with mock.patch.object(action._verify_run, "run", counted):
+        result, _sent, _trail = _run({"entries": entries}, _reported(*("c%02d" % n for n in range(checks))), tmp_path)
+    assert all(r[0]["verified"] for r in result["results"].values()) and len(result["results"]) == checks
+    assert 1 < peak[0] <= action.MAX_PARALLEL_CHECKS
