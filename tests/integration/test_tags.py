@@ -457,10 +457,10 @@ def _listed(proc):
 
 
 MUTATING = {
-    "rotate": ["credops.rotation.deploy : Deploy | write the environment files and restart each service once",
+    "rotate": ["credops.rotation.deploy : Deploy | write the environment files, restart each service once, verify and record each consumer",
                "credops.rotation.deploy : Deploy each other credential this host holds"],
     "emergency": ["Emergency | REVOKE the compromised value now",
-                  "credops.rotation.deploy : Deploy | write the environment files and restart each service once",
+                  "credops.rotation.deploy : Deploy | write the environment files, restart each service once, verify and record each consumer",
                   "credops.rotation.deploy : Deploy each other credential this host holds"],
     "webhook_rotate": ["Accept both secrets, restart, verify both", "Switch the sender and verify",
                        "Accept only the new secret, restart, verify the old one is rejected",
