@@ -116,3 +116,45 @@ def test_rollback_of_three_restarts_once(three):
     for name, var in zip(names, VARS):
         assert env[var] == old[name][1]
         assert lab.provider.test_key(old[name][1]) == 200
+
+
+def test_a_consumer_that_fails_its_verification_is_recorded_and_rolled_back(three):
+    """One credential's check fails on the second host only: that consumer is recorded failed (result
+    and audit trail) by the one deploy task, the credential is rolled back on both hosts (store and
+    files), and the other two finish."""
+    lab, names, old, inventory = three
+    first, second = lab.hosts[0], lab.hosts[1]
+    credentials = {name: _record(lab, name, var) for name, var in zip(names, VARS)}
+    # on the second host the check asks for a variable the service does not have: 503 whatever the value
+    credentials[names[1]]["consumers"][0]["verify"]["url"] = (
+        "http://{{ ansible_host }}:%d/health/env/{{ 'NO_SUCH_VAR' if inventory_hostname == '%s' else '%s' }}"
+        % (PORT, second.name, VARS[1]))
+    inventory = lab.write_inventory(path=lab.workdir / "inv-verify-fails.yml", credentials=credentials,
+                                    groups={"web": [h.name for h in lab.hosts]})
+    before = _starts(first)
+    proc = run_playbook("playbooks/rotate.yml", inventory=inventory, env=lab.env(),
+                        extra_vars={"credentials": names, "rotation_verify_deadline": 2}, timeout=600)
+    assert proc.returncode != 0, proc.stdout[-6000:]
+    assert "Rolled back" in proc.stdout and names[1] in proc.stdout
+    data, meta = scenarios.kv_read(lab, names[1])
+    assert meta["custom_metadata"]["rotation_phase"] == "rolled_back" and data["api_key"] == old[names[1]][1]
+    for name in (names[0], names[2]):
+        assert scenarios.kv_read(lab, name)[1]["custom_metadata"]["rotation_phase"] == "finished"
+    entries = [e for e in lab.audit_entries() if e["credential"] == names[1] and e.get("consumer")]
+    failed = [e for e in entries if e["event"] == "failed" and e["consumer"] == "%s@%s" % (SERVICE, second.name)]
+    assert failed and failed[0]["details"]["step"] == "Verify | the consumer works with the value (%s, new)" % SERVICE
+    assert "consumer '%s@%s'" % (SERVICE, second.name) in failed[0]["details"]["error"]
+    assert "expected status 200, got 503" in failed[0]["details"]["error"]
+    assert failed[0]["key_id"] and failed[0]["key_id"] != old[names[1]][0]
+    assert [e["event"] for e in entries if e["consumer"] == "%s@%s" % (SERVICE, first.name)] == [
+        "deployed", "verified", "deployed", "rolled_back"]
+    # the first host: once with the new values, once more for the roll back of the one credential
+    assert _starts(first) - before == 2, first.journal(SERVICE + ".service")
+    env = _env(first)
+    assert env[VARS[1]] == old[names[1]][1]
+    for name, var in ((names[0], VARS[0]), (names[2], VARS[2])):
+        assert env[var] == scenarios.kv_read(lab, name)[0]["api_key"] != old[name][1]
+    for name in names:
+        for secret in (old[name][1], scenarios.kv_read(lab, name)[0]["api_key"]):
+            assert secret not in proc.stdout + proc.stderr
+            assert secret not in (lab.workdir / "rotation-audit.jsonl").read_text()
