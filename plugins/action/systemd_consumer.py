@@ -125,8 +125,10 @@ class ActionModule(ActionBase):
             results=record["results"],
             skipped=sorted(skip),
         )
-        if warnings:
-            result["warnings"] = [scrub(w, values) for w in warnings]
+        if warnings:  # the module's (already masked, maybe ansible-core's own type) and the checks' texts
+            result["warnings"] = [scrub(w, values) if isinstance(w, str) else w for w in warnings]
+        if report.get("deprecations"):
+            result["deprecations"] = report["deprecations"]
         if record["failed"]:
             result.update(failed=True, msg=scrub("; ".join(
                 "%s %s@%s: %s" % (f["credential"], f["consumer"], host, f["error"]) for f in record["failed"]), values))
@@ -162,7 +164,11 @@ class ActionModule(ActionBase):
             entries = [trail.entry(item, incident=incident) for item in items]
         except ValueError as exc:
             raise AnsibleActionFail("systemd_consumer: audit: %s" % exc)
-        warnings.extend(trail.write(entries)[1])
+        try:
+            warnings.extend(trail.write(entries)[1])
+        except (IOError, OSError) as exc:
+            raise AnsibleActionFail("systemd_consumer: the audit trail %s cannot be written: %s"
+                                    % (trail.path, exc.strerror or exc))
 
     @staticmethod
     def _consumer_result(row, check, record):
