@@ -3,6 +3,7 @@ environment file is written once, the service restarted once, then each consumer
 roll back likewise. Restarts are counted from the host's own journal (systemd's "Started" lines
 of the unit), the values read back with ssh, hvac and the provider's API."""
 import re
+import zlib
 
 import hvac
 import pytest
@@ -37,7 +38,9 @@ def _record(lab, name, var):
 def three(rotation_lab, request):
     """Three credentials, all held by one service on each host, in one environment file."""
     lab = rotation_lab
-    tag = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[5:30].strip("-")
+    # the test's name, cut short, and a number of its whole name (parametrized variants differ there)
+    tag = "%s-%03d" % (re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[5:26].strip("-"),
+                       zlib.crc32(request.node.name.encode()) % 1000)
     names = ["multi-%s-%d" % (tag, i) for i in range(3)]
     client = hvac.Client(url=lab.openbao.addr, token=lab.openbao.token)
     old = {}
