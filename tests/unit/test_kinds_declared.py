@@ -10,9 +10,6 @@ playbook branches on a kind's name.
 """
 import json
 import re
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ import yaml
 from ansible_collections.credops.rotation.plugins.module_utils._consumers import registry as consumers
 from ansible_collections.credops.rotation.plugins.module_utils._issuers import registry
 from ansible_collections.credops.rotation.plugins.module_utils._stores import registry as stores
+from tests.unit._fresh import fresh
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,11 +87,7 @@ json.dump({
 
 
 def _fresh(code):
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          cwd=str(ROOT), timeout=120, check=False,
-                          env={"PYTHONPATH": str(ROOT / ".collections"), "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
+    return json.loads(fresh(code))
 
 
 @pytest.fixture(scope="module")

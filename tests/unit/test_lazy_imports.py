@@ -4,25 +4,19 @@ An emergency revocation through a rest issuer must not wait for boto3, psycopg a
 load (about half a second together); those come in when an aws_iam, postgres or vault kind
 is actually constructed. Checked in a fresh interpreter, as AnsiballZ runs a module.
 """
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from ansible_collections.credops.rotation.plugins.module_utils._lazy import LazyModule
+from tests.unit._fresh import fresh
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("boto3", "botocore", "psycopg", "hvac", "requests", "kubernetes", "cryptography")
 
 
 def _fresh(code):
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          cwd=str(ROOT), timeout=120, check=False,
-                          env={"PYTHONPATH": str(ROOT / ".collections"), "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.split()
+    return fresh(code).split()
 
 
 def test_loading_the_issuer_and_store_registries_imports_no_heavy_library():

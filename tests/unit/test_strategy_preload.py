@@ -6,21 +6,15 @@ them before the play, so forked workers start with them; Kubernetes code stays o
 alone takes ~0.15 s and only Kubernetes consumers need it). Checked in a fresh interpreter.
 """
 import re
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
+from tests.unit._fresh import fresh
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = sorted((ROOT / "playbooks").glob("*.yml"))
 
 
 def _fresh(code):
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          cwd=str(ROOT), timeout=120, check=False,
-                          env={"PYTHONPATH": str(ROOT / ".collections"), "PATH": "/usr/bin:/bin"})
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.split()
+    return fresh(code).split()
 
 
 def test_preload_imports_the_collection_plugins_and_no_kubernetes_client():
