@@ -123,7 +123,7 @@ class ActionModule(ActionBase):
             services=report.get("services") or {},
             consumers=[self._consumer_result(r, checks.get((r["credential"], r["consumer"])), record) for r in rows],
             results=record["results"],
-            skipped=sorted(skip),
+            skipped_credentials=sorted(skip),
         )
         if warnings:  # the module's (already masked, maybe ansible-core's own type) and the checks' texts
             result["warnings"] = [scrub(w, values) if isinstance(w, str) else w for w in warnings]

@@ -108,7 +108,7 @@ options:
     description:
       - Credentials whose entries are left out - nothing written, verified or recorded for them (a
         rolling deploy leaves out the credentials that already failed on an earlier host). Returned
-        as RV(skipped).
+        as RV(skipped_credentials).
     type: list
     elements: str
     default: []
@@ -201,8 +201,8 @@ results:
   sample:
     payment-gateway-api:
       - {consumer: web-app, kind: systemd, failed: false, changed: true, verified: true}
-skipped:
-  description: The credentials of O(skip).
+skipped_credentials:
+  description: The credentials of O(skip) (not C(skipped), which Ansible reads as the task's own state).
   returned: always
   type: list
   elements: str

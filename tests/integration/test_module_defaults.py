@@ -59,4 +59,4 @@ def test_group_and_per_module_defaults(tmp_path):
         assert systemd[key]["failed"] and systemd[key]["results"] == {"from-defaults": [{
             "consumer": "app", "kind": "systemd", "failed": True, "changed": False, "error": "refused by the caller",
             "step": "Deploy | write the value in the environment file (X in /nonexistent/environment)"}]}, systemd[key]
-    assert systemd["short"]["skipped"] == ["other"]
+    assert systemd["short"]["skipped_credentials"] == ["other"]

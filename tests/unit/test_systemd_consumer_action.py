@@ -103,7 +103,7 @@ def test_one_task_writes_verifies_records_and_reports_like_the_role(server, tmp_
     assert result["results"]["c"][0]["step"] == "Deploy | write the value in the environment file (C in /etc/app/env)"
     assert result["results"]["b"][0]["step"] == "Verify | the consumer works with the value (app, new)"
     assert "consumer 'app@web1'" in failed_b["error"] and "token: expected \"other\", got \"********\"" in failed_b["error"]
-    assert result["skipped"] == ["d"] and "d" not in result["results"]
+    assert result["skipped_credentials"] == ["d"] and "skipped" not in result and "d" not in result["results"]
     assert result["failed"] and result["changed"] and "b app@web1" in result["msg"] and "c app@web1" in result["msg"]
 
     # the audit entries the role wrote: deployed, then verified and failed, with key ids and the incident
