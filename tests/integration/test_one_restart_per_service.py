@@ -66,19 +66,23 @@ def _env(host):
 
 # By default the three are issued and finished side by side, each by its own worker host; --limit
 # keeps hosts added during the run out of the plays, so there (and with rotation_side_by_side=false)
-# they go one after the other on localhost. All three ways end the same.
+# they go one after the other on localhost. All three ways end the same. The hosts' step goes as one
+# program on stdin where the connection pipelines (the deploy role's default), else as the module
+# (one-by-one runs without pipelining); -vvv shows which, and must show no value either.
 @pytest.mark.parametrize("how", ["side-by-side", "limit", "one-by-one"])
 def test_three_credentials_one_restart_per_host(three, how):
     lab, names, old, inventory = three
     before = {h.name: _starts(h) for h in lab.hosts}
     extra = {"credentials": names}
     if how == "one-by-one":
-        extra["rotation_side_by_side"] = False
-    proc = run_playbook("playbooks/rotate.yml", inventory=inventory, env=lab.env(),
+        extra.update(rotation_side_by_side=False, ansible_pipelining=False)
+    proc = run_playbook("playbooks/rotate.yml", inventory=inventory, env=lab.env(), verbosity=3,
                         extra_vars=extra, timeout=600, limit="localhost,web" if how == "limit" else None)
     assert proc.returncode == 0, proc.stdout[-6000:]
     workers = set(re.findall(r"\[(credops-credential\.[^\]]+)\]", proc.stdout))
     assert workers == ({"credops-credential." + n for n in names} if how == "side-by-side" else set())
+    module_sent = re.findall(r"PUT .*AnsiballZ_systemd_consumer\.py", proc.stdout)
+    assert len(module_sent) == (len(lab.hosts) if how == "one-by-one" else 0), proc.stdout[-6000:]
     for host in lab.hosts:
         assert _starts(host) - before[host.name] == 1, host.journal(SERVICE + ".service")
         env = _env(host)

@@ -3,6 +3,9 @@
 role's filters gave (deploy_results) - with no value anywhere. The module's own work on a systemd
 host is proven in tests/integration/test_one_restart_per_service.py."""
 import json
+import os
+import subprocess
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from unittest import mock
@@ -43,8 +46,11 @@ def _entry(credential, name, value=SECRET, **more):
                      consumer="app", key_id="id-" + credential), **more)
 
 
-def _run(args, module_result, tmp_path, check_mode=False):
-    task = mock.MagicMock(args=args, async_val=0, check_mode=check_mode, action="credops.rotation.systemd_consumer")
+def _run(args, module_result, tmp_path, check_mode=False, pipelining=False, execute_command=None, task_vars=None):
+    """The action with the module replaced by ``module_result`` (a connection that does not
+    pipeline), or, with ``pipelining``, with the program sent to ``execute_command``."""
+    task = mock.MagicMock(args=args, async_val=0, check_mode=check_mode, action="credops.rotation.systemd_consumer",
+                          delegate_to=None)
     templar = mock.MagicMock()
     templar.template.side_effect = lambda value: value
     plugin = action.ActionModule(task, mock.MagicMock(), mock.MagicMock(), mock.MagicMock(), templar, mock.MagicMock())
@@ -55,8 +61,11 @@ def _run(args, module_result, tmp_path, check_mode=False):
         sent.append((module_name, module_args))
         return dict(module_result)
     plugin._execute_module = execute
+    plugin._is_pipelining_enabled = lambda module_style, wrap_async=False: pipelining and module_style == "new"
+    plugin._low_level_execute_command = execute_command
     audit = tmp_path / "audit.jsonl"
-    task_vars = {"inventory_hostname": "web1", "rotation_audit_log": str(audit), "rotation_actor": "tester"}
+    task_vars = dict({"inventory_hostname": "web1", "rotation_audit_log": str(audit), "rotation_actor": "tester"},
+                     **(task_vars or {}))
     result = plugin.run(task_vars=task_vars)
     trail = [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
     return result, sent, trail
@@ -167,3 +176,57 @@ def test_checks_run_concurrently_and_bounded(server, tmp_path, checks):
         result, _sent, _trail = _run({"entries": entries}, _reported(*("c%02d" % n for n in range(checks))), tmp_path)
     assert all(r[0]["verified"] for r in result["results"].values()) and len(result["results"]) == checks
     assert 1 < peak[0] <= action.MAX_PARALLEL_CHECKS
+
+
+def _local_host(tmp_path, sent):
+    """_low_level_execute_command run here: the command in /bin/sh, the program on its stdin, with a
+    systemctl on PATH that only says the service is active."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "systemctl").write_text('#!/bin/sh\n[ "$1" = is-active ] && echo active\nexit 0\n')
+    (bin_dir / "systemctl").chmod(0o755)
+
+    def execute_command(cmd, sudoable=True, in_data=None, **kwargs):
+        sent.append((cmd, sudoable, in_data))
+        ran = subprocess.run(["/bin/sh", "-c", cmd], input=in_data, capture_output=True,
+                             env=dict(os.environ, PATH="%s:%s" % (bin_dir, os.environ["PATH"])))
+        return dict(rc=ran.returncode, stdout=ran.stdout.decode(), stderr=ran.stderr.decode())
+    return execute_command
+
+
+@pytest.mark.parametrize("interpreter, facts, command", [
+    ("/usr/bin/python3", {}, "/usr/bin/python3 -"),
+    ("auto_silent", {"discovered_interpreter_python": sys.executable}, "%s -" % sys.executable),
+    (None, {}, "for p in python3 "),
+])
+def test_a_pipelining_connection_gets_one_program_on_stdin(server, tmp_path, interpreter, facts, command):
+    env = tmp_path / "env"
+    entries = [_entry("a", "A", path=str(env), verify={"url": server + "/ok"}), _entry("b", "B", path=str(env))]
+    sent = []
+    host_vars = dict({"ansible_facts": facts}, **({"ansible_python_interpreter": interpreter} if interpreter else {}))
+    result, modules, trail = _run({"entries": entries, "audit": True}, {}, tmp_path, pipelining=True,
+                                  execute_command=_local_host(tmp_path, sent), task_vars=host_vars)
+    assert modules == [] and len(sent) == 1
+    cmd, sudoable, in_data = sent[0]
+    assert cmd.startswith(command) and sudoable and SECRET not in cmd and SECRET.encode() not in in_data
+    assert env.read_text() == "A=%s\nB=%s\n" % (SECRET, SECRET)
+    assert not result.get("failed") and result["changed"]
+    assert result["results"]["a"] == [{"consumer": "app", "kind": "systemd", "failed": False, "changed": True,
+                                       "verified": True}]
+    assert result["services"]["app.service"]["restarted"] and [t["event"] for t in trail] == [
+        "deployed", "deployed", "verified"]
+    assert SECRET not in json.dumps(result)
+
+
+def test_a_program_without_an_answer_fails_every_consumer_and_async_runs_the_module(tmp_path):
+    def no_answer(cmd, sudoable=True, in_data=None, **kwargs):
+        return dict(rc=1, stdout="", stderr="Traceback ...\nOSError: " + SECRET)
+    result, _modules, _trail = _run({"entries": [_entry("a", "A"), _entry("b", "B")]}, {}, tmp_path, pipelining=True,
+                                    execute_command=no_answer)
+    assert result["failed"] and [r["error"] for rs in result["results"].values() for r in rs] == [
+        "systemd_consumer: the host step gave no answer (rc 1: OSError: ********)"] * 2
+    assert SECRET not in json.dumps(result)
+
+    task_args = {"entries": [_entry("a", "A")]}
+    result, modules, _trail = _run(task_args, _reported("a"), tmp_path, pipelining=False)
+    assert [name for name, _args in modules] == ["credops.rotation.systemd_consumer"] and not result.get("failed")
