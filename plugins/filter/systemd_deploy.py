@@ -1,15 +1,12 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The deploy role's batch for the systemd consumers of one host: what the systemd_consumer module
-writes (systemd_entries), and what it did per consumer (systemd_outcome, systemd_results; the
-systemd_consumer action plugin records its own run with the same functions, plugin_utils/systemd_deploy).
-Documented in the .yml files of the same names beside this file."""
+"""The deploy role's batch for the systemd consumers of one host: what the systemd_consumer action
+writes (systemd_entries; what it did per consumer is recorded by the action itself, with
+plugin_utils/systemd_deploy). Documented in systemd_entries.yml beside this file."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
-
-from ansible_collections.credops.rotation.plugins.plugin_utils import systemd_deploy as _deploy
 
 # what the deploy role checks of a consumer's verify block (verify_endpoint's options of the same names)
 VERIFY_KEYS = ("url", "method", "status", "json", "validate_certs", "ca_path")
@@ -64,43 +61,6 @@ def systemd_entries(work, credentials, values, which="new", states=None, force=F
     return out
 
 
-def _names(credentials, item):
-    consumer = _consumer(credentials, item)
-    return {"credential": item["credential"], "consumer": item["consumer"], "service": consumer.get("service"),
-            "env_var": consumer.get("env_var", ""), "env_file": consumer.get("env_file", "")}
-
-
-def systemd_outcome(env, result, credentials):
-    """Per batched item, what the systemd_consumer module did (``result``, its registered result or
-    the failure rescued): a list of the items with failed, changed, restarted, service, step, error."""
-    items = env.get("items", [])
-    consumers = [dict(_names(credentials, item), refused=env.get("refused", {}).get(
-        "%s %s" % (item["credential"], item["consumer"]))) for item in items]
-    return [dict(item, **dict((k, row[k]) for k in ("service", "failed", "changed", "restarted", "step", "error")))
-            for item, row in zip(items, _deploy.outcome(consumers, result))]
-
-
-def systemd_results(outcome, verified=None, which="new"):
-    """What to record of the batch, from the outcome and the verify loop's registered result (items
-    matched by ``deploy_item``): {"results": deploy_results entries ({credential: [{consumer, kind,
-    failed, changed, verified, step, error}]}), "verified": [{credential, consumer, attempts}],
-    "failed": [{credential, consumer, step, error}]}."""
-    checks = {}
-    for res in (verified or {}).get("results", []):
-        item = res.get("deploy_item") or {}
-        if not res.get("skipped"):
-            checks[(item.get("credential"), item.get("consumer"))] = res
-    return _deploy.record(outcome, checks, which)
-
-
-def deploy_audit_entry(row, event, host, values=None, which="new"):
-    """An entry for audit_event's ``entries`` from a row of the outcome or the results: the
-    consumer at ``host``, the key id of the ``which`` value, and the row's facts as details."""
-    key_id = (((values or {}).get(row["credential"]) or {}).get(which + "_id"))
-    return _deploy.audit_entry(row, event, host, key_id, which)
-
-
 class FilterModule(object):
     def filters(self):
-        return {"systemd_entries": systemd_entries, "systemd_outcome": systemd_outcome,
-                "systemd_results": systemd_results, "deploy_audit_entry": deploy_audit_entry}
+        return {"systemd_entries": systemd_entries}

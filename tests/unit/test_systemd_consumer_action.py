@@ -1,6 +1,6 @@
 """The systemd_consumer action plugin: what reaches the host, the verifications on the controller
 (against a real HTTP server on 127.0.0.1), the audit entries, and a result in the shape the deploy
-role's filters gave (deploy_results) - with no value anywhere. The module's own work on a systemd
+role records (deploy_results) - with no value anywhere. The module's own work on a systemd
 host is proven in tests/integration/test_one_restart_per_service.py."""
 import json
 import os
@@ -13,7 +13,6 @@ from unittest import mock
 import pytest
 
 from ansible_collections.credops.rotation.plugins.action import systemd_consumer as action
-from ansible_collections.credops.rotation.plugins.filter import systemd_deploy as filters
 
 SECRET = "s3cr3t-VALUE-planted-action"
 
@@ -95,17 +94,16 @@ def test_one_task_writes_verifies_records_and_reports_like_the_role(server, tmp_
     assert all(sorted(e) == ["consumer", "credential", "name", "path", "restart", "service", "value"]
                for e in module_args["entries"])
 
-    # the same deploy_results the role's filters made of the module's result and the verify loop's
+    # deploy_results: per credential, each consumer's outcome (the role's shape)
     failed_b = next(c for c in result["consumers"] if c["credential"] == "b")
-    rows = [{"credential": c, "consumer": "app", "index": 0, "kind": "systemd"} for c in "abce"]
-    credentials = dict((c, {"consumers": [{"kind": "systemd", "env_file": "/etc/app/env", "env_var": c.upper(),
-                                           "service": "app.service"}]}) for c in "abce")
-    env = {"items": rows, "refused": {"c app": entries[3]["refused"]}}
-    outcome = filters.systemd_outcome(env, _reported("a", "b", "e"), credentials)
-    loop = {"results": [{"deploy_item": outcome[0], "attempts": 1},
-                        {"deploy_item": outcome[1], "failed": True, "msg": failed_b["error"], "attempts": 1},
-                        {"deploy_item": outcome[3], "skipped": True}]}
-    assert result["results"] == filters.systemd_results(outcome, loop, "new")["results"]
+    assert result["results"]["b"] == [{"consumer": "app", "kind": "systemd", "failed": True, "changed": True,
+                                       "step": "Verify | the consumer works with the value (app, new)",
+                                       "error": failed_b["error"]}]
+    assert result["results"]["c"] == [{"consumer": "app", "kind": "systemd", "failed": True, "changed": False,
+                                       "step": "Deploy | write the value in the environment file (C in /etc/app/env)",
+                                       "error": entries[3]["refused"]}]
+    assert result["results"]["e"] == [{"consumer": "app", "kind": "systemd", "failed": False, "changed": True,
+                                       "verified": False}]
     assert result["results"]["a"] == [{"consumer": "app", "kind": "systemd", "failed": False, "changed": True,
                                        "verified": True}]
     assert result["results"]["e"][0]["verified"] is False

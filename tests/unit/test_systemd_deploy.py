@@ -1,6 +1,6 @@
 """The systemd batch of the deploy role: the edit of an environment file (module_utils/_env_file),
-the systemd_consumer module's refusal before writing, and the filters that plan the batch and
-record what it did. The restarts themselves are proven on real systemd hosts
+the systemd_consumer module's refusal before writing, the filter that plans the batch and what is
+recorded of it (plugin_utils/systemd_deploy, which the systemd_consumer action uses). The restarts themselves are proven on real systemd hosts
 (tests/integration/test_one_restart_per_service.py)."""
 import json
 
@@ -9,6 +9,7 @@ import pytest
 from ansible_collections.credops.rotation.plugins.filter import systemd_deploy
 from ansible_collections.credops.rotation.plugins.module_utils import _env_file
 from ansible_collections.credops.rotation.plugins.modules import systemd_consumer
+from ansible_collections.credops.rotation.plugins.plugin_utils import systemd_deploy as deploy
 from tests.unit._module_args import patch_module_args
 
 SECRET = "s3cr3t-VALUE-planted"
@@ -87,44 +88,51 @@ def test_entries_batch_the_env_file_consumers_and_refuse_what_cannot_be_written(
     assert [e.get("value") for e in forced["entries"]] == [None] * 3 and set(forced["refused"]) == {"a app", "b app", "c app"}
 
 
-def test_outcome_and_results_per_consumer():
+def _consumers(env):
+    """The consumers of a batch as the systemd_consumer action names them (its consumers_of)."""
+    from ansible_collections.credops.rotation.plugins.action.systemd_consumer import consumers_of
+    return consumers_of(env["entries"])
+
+
+def test_outcome_and_record_per_consumer():
     env = systemd_deploy.systemd_entries(WORK, CREDS, VALUES, "new")
     module = {"failed": True, "msg": "s.service is not active", "entries": [
         {"credential": "a", "consumer": "app", "changed": True, "restarted": True, "failed": False, "step": ""},
         {"credential": "b", "consumer": "app", "changed": True, "restarted": False, "failed": True, "step": "wait",
          "msg": "s.service is not active 5 s after its restart (systemctl is-active: failed)"},
         {"credential": "b", "consumer": "app", "changed": False, "restarted": False, "failed": False, "step": ""}]}
-    outcome = systemd_deploy.systemd_outcome(env, module, CREDS)
+    outcome = deploy.outcome(_consumers(env), module)
     assert [(r["credential"], r["failed"], r["changed"], r["restarted"]) for r in outcome] == [
         ("a", False, True, True), ("b", True, True, False), ("c", True, False, False)]
     assert outcome[1]["step"] == "Deploy | wait for the service to be active (s.service)"
-    verified = {"results": [{"deploy_item": outcome[0], "failed": True, "msg": "401 from the consumer", "attempts": 3}]}
-    record = systemd_deploy.systemd_results(outcome, verified, "new")
+    assert outcome[2]["step"] == "Deploy | write the value in the environment file (C in /e)"
+    assert outcome[2]["error"] == "the store holds no key id for the new value of c, so C_ID cannot be written"
+    record = deploy.record(outcome, {("a", "app"): {"failed": True, "msg": "401 from the consumer", "attempts": 3}}, "new")
     assert record["results"]["a"] == [{"consumer": "app", "kind": "systemd", "failed": True, "changed": True,
                                        "step": "Verify | the consumer works with the value (app, new)",
                                        "error": "401 from the consumer"}]
     assert [f["credential"] for f in record["failed"]] == ["a", "b", "c"] and record["verified"] == []
-    ok = systemd_deploy.systemd_results(outcome[:1], {"results": [{"deploy_item": outcome[0], "attempts": 2}]})
-    assert ok["results"]["a"][0]["verified"] is True and ok["verified"] == [
-        {"credential": "a", "consumer": "app", "attempts": 2}]
+    ok = deploy.record(outcome[:1], {("a", "app"): {"failed": False, "attempts": 2}})
+    assert ok["results"]["a"] == [{"consumer": "app", "kind": "systemd", "failed": False, "changed": True,
+                                   "verified": True}]
+    assert ok["verified"] == [{"credential": "a", "consumer": "app", "attempts": 2}]
+    unchecked = deploy.record(outcome[:1], {})
+    assert unchecked["results"]["a"][0]["verified"] is False and unchecked["verified"] == unchecked["failed"] == []
 
 
 def test_a_module_that_did_not_finish_fails_every_item():
     env = systemd_deploy.systemd_entries(WORK[:1], CREDS, VALUES, "new")
-    outcome = systemd_deploy.systemd_outcome(env, {"failed": True, "msg": "MODULE FAILURE"}, CREDS)
+    outcome = deploy.outcome(_consumers(env), {"failed": True, "msg": "MODULE FAILURE"})
     assert outcome[0]["failed"] and outcome[0]["error"] == "MODULE FAILURE" and outcome[0]["changed"]
 
 
 def test_audit_entries_name_the_consumer_at_its_host_and_the_key_id_never_the_value():
     row = {"credential": "a", "consumer": "app", "service": "s.service", "restarted": True}
-    values = {"a": {"new": SECRET, "new_id": "k-new", "old": "x", "old_id": "k-old"}}
-    assert systemd_deploy.deploy_audit_entry(row, "deployed", "web1", values, "new") == {
+    assert deploy.audit_entry(row, "deployed", "web1", "k-new", "new") == {
         "credential": "a", "event": "deployed", "consumer": "app@web1", "key_id": "k-new",
         "details": {"which": "new", "restarted": True, "service": "s.service"}}
-    failed = systemd_deploy.deploy_audit_entry(dict(row, step="Deploy | restart s.service", error="no"), "failed",
-                                               "web1", values, "old")
+    failed = deploy.audit_entry(dict(row, step="Deploy | restart s.service", error="no"), "failed", "web1", "k-old", "old")
     assert failed["key_id"] == "k-old" and failed["details"] == {"step": "Deploy | restart s.service", "error": "no"}
-    verified = systemd_deploy.deploy_audit_entry({"credential": "a", "consumer": "app", "attempts": 2}, "verified", "w")
+    verified = deploy.audit_entry({"credential": "a", "consumer": "app", "attempts": 2}, "verified", "w")
     assert verified == {"credential": "a", "event": "verified", "consumer": "app@w",
                         "details": {"step": "verify", "attempts": 2}}
-    assert SECRET not in json.dumps([failed, verified])
