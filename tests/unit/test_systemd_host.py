@@ -95,14 +95,14 @@ def test_a_service_that_does_not_restart_fails_its_entries_only_and_check_mode_c
 
 @pytest.mark.skipif(not os.path.exists(SYSTEM_PYTHON), reason="needs the system python3")
 def test_the_program_runs_with_a_python_that_has_no_ansible(tmp_path, host):
-    assert subprocess.run([SYSTEM_PYTHON, "-I", "-c", "import ansible"], capture_output=True).returncode != 0
+    assert subprocess.run([SYSTEM_PYTHON, "-I", "-c", "import ansible"], capture_output=True, check=False).returncode != 0
     env = tmp_path / "env"
     args = dict(entries=[_entry(env, "A")], timeout=5, check_mode=False)
     program = host_program.program([_env_file, _systemd_host], "apply", args)
     assert SECRET not in program and base64.b64encode(SECRET.encode()).decode() not in program  # base64 of the whole args
     command = host_program.command(SYSTEM_PYTHON)
     assert command == "/usr/bin/python3 -" and SECRET not in command
-    ran = subprocess.run(["/bin/sh", "-c", command.replace(" -", " -I -")], input=program.encode(), capture_output=True)
+    ran = subprocess.run(["/bin/sh", "-c", command.replace(" -", " -I -")], input=program.encode(), capture_output=True, check=False)
     report, why = host_program.answer(dict(rc=ran.returncode, stdout=ran.stdout.decode(), stderr=ran.stderr.decode()))
     assert why is None and report["changed"] and not report["failed"] and sorted(report) == [
         "changed", "entries", "failed", "msg", "services"]
@@ -113,16 +113,16 @@ def test_the_program_runs_with_a_python_that_has_no_ansible(tmp_path, host):
 def test_the_program_finds_a_python_itself_and_a_broken_answer_is_told(tmp_path, host):
     command = host_program.command(None)
     program = host_program.program([_env_file, _systemd_host], "apply", dict(entries=[_entry(tmp_path / "env", "A")]))
-    ran = subprocess.run(["/bin/sh", "-c", command], input=program.encode(), capture_output=True)
+    ran = subprocess.run(["/bin/sh", "-c", command], input=program.encode(), capture_output=True, check=False)
     report, why = host_program.answer(dict(rc=ran.returncode, stdout=ran.stdout.decode(), stderr=""))
     assert why is None and not report["failed"] and (tmp_path / "env").exists()
 
     # a call that raises: the program says which exception, nothing else
     bad = host_program.program([_env_file, _systemd_host], "apply", dict(entries=[{"name": "A", "value": SECRET}]))
-    ran = subprocess.run([sys.executable, "-"], input=bad.encode(), capture_output=True)
+    ran = subprocess.run([sys.executable, "-"], input=bad.encode(), capture_output=True, check=False)
     assert json.loads(ran.stdout) == {"failed": True, "msg": "the host step stopped: KeyError"}
 
-    ran = subprocess.run(["/bin/sh", "-c", command], input=b"raise SystemExit(3)", capture_output=True)
+    ran = subprocess.run(["/bin/sh", "-c", command], input=b"raise SystemExit(3)", capture_output=True, check=False)
     assert host_program.answer(dict(rc=ran.returncode, stdout=ran.stdout.decode(), stderr="Traceback\nBoom: x\n")) == (
         None, "rc 3: Boom: x")
     assert "exit 127" in command and "/usr/libexec/platform-python" in command
