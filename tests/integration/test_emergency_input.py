@@ -41,6 +41,10 @@ def inventory(tmp_path_factory):
      "emergency: give -e credential=NAME"),
     ({"credential": "broken", "incident": "INC-1"},
      "preflight: 1 problem(s):\n  - broken.issuer.bogus_field: unknown field, the modules refuse it."),
+    # the deploy role's settings: its argument spec is left out of the deploy play, so they are checked here
+    ({"credential": "api", "incident": "INC-1", "deploy_service_timeout": "soon", "rotation_verify_deadline": 1.5},
+     "preflight: 2 problem(s):\n  - deploy_service_timeout must be a whole number of seconds, got: soon\n"
+     "  - rotation_verify_deadline must be a whole number of seconds, got: 1.5"),
 ])
 def test_bad_input_stops_before_the_revocation(inventory, extra, expected):
     proc = run_playbook("playbooks/emergency.yml", inventory=inventory, extra_vars=extra)
