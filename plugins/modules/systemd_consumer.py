@@ -139,7 +139,8 @@ notes:
     part goes as one Python program on the connection's standard input, built from the same code
     as this module but without Ansible's module wrapper (standard library only, about 0.15 s of CPU
     less per host; the interpreter is C(ansible_python_interpreter), the one discovered earlier, or
-    the first C(python3) found). Otherwise, and with C(async), this module runs as any module does.
+    the first C(python3) found). Otherwise, and with C(async) or a task C(environment), this module
+    runs as any module does.
   - Needs C(systemctl) on the host and the rights to write the files and restart the units
     (C(become) when not connecting as root).
 '''

@@ -45,11 +45,12 @@ def _entry(credential, name, value=SECRET, **more):
                      consumer="app", key_id="id-" + credential), **more)
 
 
-def _run(args, module_result, tmp_path, check_mode=False, pipelining=False, execute_command=None, task_vars=None):
+def _run(args, module_result, tmp_path, check_mode=False, pipelining=False, execute_command=None, task_vars=None,
+         environment=None):
     """The action with the module replaced by ``module_result`` (a connection that does not
     pipeline), or, with ``pipelining``, with the program sent to ``execute_command``."""
     task = mock.MagicMock(args=args, async_val=0, check_mode=check_mode, action="credops.rotation.systemd_consumer",
-                          delegate_to=None)
+                          delegate_to=None, environment=environment)
     templar = mock.MagicMock()
     templar.template.side_effect = lambda value: value
     plugin = action.ActionModule(task, mock.MagicMock(), mock.MagicMock(), mock.MagicMock(), templar, mock.MagicMock())
@@ -216,7 +217,7 @@ def test_a_pipelining_connection_gets_one_program_on_stdin(server, tmp_path, int
     assert SECRET not in json.dumps(result)
 
 
-def test_a_program_without_an_answer_fails_every_consumer_and_async_runs_the_module(tmp_path):
+def test_a_program_without_an_answer_fails_every_consumer_and_else_the_module_runs(tmp_path):
     def no_answer(cmd, sudoable=True, in_data=None, **kwargs):
         return dict(rc=1, stdout="", stderr="Traceback ...\nOSError: " + SECRET)
     result, _modules, _trail = _run({"entries": [_entry("a", "A"), _entry("b", "B")]}, {}, tmp_path, pipelining=True,
@@ -227,4 +228,8 @@ def test_a_program_without_an_answer_fails_every_consumer_and_async_runs_the_mod
 
     task_args = {"entries": [_entry("a", "A")]}
     result, modules, _trail = _run(task_args, _reported("a"), tmp_path, pipelining=False)
+    assert [name for name, _args in modules] == ["credops.rotation.systemd_consumer"] and not result.get("failed")
+    # a task environment reaches a module, not the program: the module runs
+    result, modules, _trail = _run(task_args, _reported("a"), tmp_path, pipelining=True, execute_command=no_answer,
+                                   environment=[{"HTTPS_PROXY": "http://127.0.0.1:3128"}])
     assert [name for name, _args in modules] == ["credops.rotation.systemd_consumer"] and not result.get("failed")
