@@ -41,6 +41,7 @@ LAB_SUBSET = [
     "tests/integration/test_check_expiry.py::test_text_report_is_printed_by_default",
     "tests/integration/test_in_process.py",
     "tests/integration/test_module_defaults.py",
+    "tests/integration/test_preload.py",
 ]
 
 nox.options.sessions = ["core"]

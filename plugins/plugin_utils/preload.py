@@ -1,35 +1,21 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Strategy plugin: the linear strategy, with this collection's code loaded once before the
-workers fork."""
+"""The collection's filters, action plugins, modules and module_utils (and the client libraries
+they use), imported once in ansible-playbook's main process before the first play.
+
+Ansible runs every task of every host in a worker process forked from the main process. A plugin
+or module the main process has not imported is imported again by each worker, for each task (tens
+of milliseconds each); imported here first, every worker starts with it loaded. Called by the
+callback plugin beside the collection's playbooks (playbooks/callback_plugins/), which Ansible loads
+for them without any configuration. CREDOPS_ROTATION_PRELOAD=0 turns it off."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-DOCUMENTATION = r'''
-name: controller
-short_description: The linear strategy, with this collection's plugins loaded once for every task
-description:
-  - Runs a play exactly as C(ansible.builtin.linear) does.
-  - Ansible runs every task of every host in a worker process forked from the main process. A
-    filter, action plugin or module of this collection that the main process has not imported is
-    imported again by each worker, for each task (tens of milliseconds each). Before the play
-    runs, this strategy imports them, their C(module_utils) and the client libraries they use
-    (C(hvac), C(requests), C(jmespath), when installed) once in the main process, so every worker
-    starts with them loaded.
-  - The collection's playbooks use it for their plays that run on the controller (localhost and
-    the per-credential worker hosts). Plays on consumer hosts keep the strategy the user
-    configured, and find the collection already loaded.
-version_added: 0.4.0
-author: credops.rotation maintainers (@credops)
-'''
-
 import importlib
-import os
 import pkgutil
 
-from ansible.plugins.strategy.linear import StrategyModule as LinearStrategyModule
 from ansible.utils.display import Display
 
 display = Display()
@@ -63,15 +49,8 @@ def preload():
         try:
             importlib.import_module(name)
         except Exception as exc:  # pylint: disable=broad-except
-            display.vvvv("credops.rotation.controller: %s not preloaded (%s)" % (name, exc))
+            display.vvvv("credops.rotation: %s not preloaded (%s)" % (name, exc))
             continue
         _LOADED.append(name)
-    display.vvv("credops.rotation.controller: %d modules preloaded" % len(_LOADED))
+    display.vvv("credops.rotation: %d modules preloaded before the workers fork" % len(_LOADED))
     return _LOADED
-
-
-class StrategyModule(LinearStrategyModule):
-    def run(self, iterator, play_context):
-        if os.environ.get("CREDOPS_ROTATION_PRELOAD", "1") != "0":
-            preload()
-        return super(StrategyModule, self).run(iterator, play_context)
