@@ -89,7 +89,8 @@ def main():
                                    "%.2fs" % all_healthy[-1] if all_healthy[-1] is not None else "never",
                                    ["%.2fs" % w if w is not None else "none/unhealed" for w in windows]))
     print("%s; health polls every %.2fs per consumer; SSH connections %s" % (
-        "by hand (benchmarks/manual_emergency.sh)" if args.by_hand else "credops.rotation.emergency", args.poll_interval, "shared by the runs" if args.warm else "opened afresh by each run"))
+        "by hand (benchmarks/manual_emergency.sh)" if args.by_hand else "credops.rotation.emergency",
+        args.poll_interval, "shared by the runs" if args.warm else "opened afresh by each run"))
     print("time-to-revoke: %s (target < 2 s)" % spread(to_revoke))
     print("outage window (worst consumer per run): %s (target < 10 s)" % spread(outages))
     print("revocation to all %d consumers healthy: %s (target with 10 consumers < 3 s)" % (args.hosts, spread(all_healthy)))
