@@ -150,8 +150,8 @@ class ActionModule(ActionBase):
         when the connection pipelines, else (or with async, or a task environment) the module."""
         if self._task.async_val or self._task.environment or not self._is_pipelining_enabled("new"):
             return self._execute_module(module_name=MODULE, task_vars=task_vars, module_args=module_args)
-        program = host_program.program([_env_file, _systemd_host], "apply", dict(
-            entries=module_args["entries"], timeout=module_args["timeout"], check_mode=bool(self._task.check_mode)))
+        program = host_program.program([_env_file, _systemd_host], "apply",
+                                       dict(module_args, check_mode=bool(self._task.check_mode)))
         ran = self._low_level_execute_command(host_program.command(self._interpreter(task_vars)), sudoable=True,
                                               in_data=program.encode("utf-8"))
         report, why = host_program.answer(ran)

@@ -36,13 +36,13 @@ def _run(argv):
     return proc.returncode, out, err
 
 
-def _write(path, text):
+def _write(path, text, old):
     """Replace ``path`` with ``text`` atomically (rename in the same directory), mode 0600 from the
-    start, keeping the old file's owner, group and SELinux label."""
+    start, keeping the owner, group and SELinux label of the old file (``old``: its stat, or None
+    when there is none)."""
     directory = os.path.dirname(path) or "."
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
-    old = os.stat(path) if os.path.exists(path) else None
     fd, tmp = tempfile.mkstemp(prefix=".credops-", dir=directory)
     try:
         os.fchmod(fd, 0o600)
@@ -64,6 +64,14 @@ def _write(path, text):
             os.unlink(tmp)
 
 
+def _stat(path):
+    """``path``'s stat, or None when it does not exist."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
 def _edit_files(entries, check_mode):
     """Set the lines, file by file (each entry has its ``_line``). Returns {path: error} for the
     files that could not be written; marks each entry ``changed``."""
@@ -73,17 +81,16 @@ def _edit_files(entries, check_mode):
     errors = {}
     for path, group in by_path.items():
         try:
-            old = ""
-            exists = os.path.exists(path)
-            if exists:
+            old, stat = "", _stat(path)
+            if stat is not None:
                 with open(path) as handle:
                     old = handle.read()
             new = _env_file.set_lines(old, [(e["name"], e["_line"]) for e in group])
             for entry in group:
                 entry["changed"] = _env_file.set_lines(old, [(entry["name"], entry["_line"])]) != old
-            mode_wrong = exists and (os.stat(path).st_mode & 0o7777) != 0o600
-            if (new != old or mode_wrong or not exists) and not check_mode:
-                _write(path, new)
+            mode_wrong = stat is not None and (stat.st_mode & 0o7777) != 0o600
+            if (new != old or mode_wrong or stat is None) and not check_mode:
+                _write(path, new, stat)
         except (IOError, OSError) as exc:
             errors[path] = "cannot write %s: %s" % (path, exc.strerror or exc)
     return errors

@@ -1,7 +1,7 @@
 """The systemd batch of the deploy role: the edit of an environment file (module_utils/_env_file),
 the systemd_consumer module's refusal before writing, the filter that plans the batch and what is
-recorded of it (plugin_utils/systemd_deploy, which the systemd_consumer action uses). The restarts themselves are proven on real systemd hosts
-(tests/integration/test_one_restart_per_service.py)."""
+recorded of it (plugin_utils/systemd_deploy, which the systemd_consumer action uses). The restarts
+themselves are proven on real systemd hosts (tests/integration/test_one_restart_per_service.py)."""
 import json
 
 import pytest
