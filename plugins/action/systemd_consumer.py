@@ -16,8 +16,8 @@ On the host, when the connection pipelines (ansible_pipelining, which the deploy
 host's work (module_utils/_systemd_host, standard library only) goes as one Python program on the
 connection's stdin, as pipelining sends a module but without the AnsiballZ wrapper and
 ansible.module_utils.basic (plugin_utils/host_program: about 0.15 s of CPU less per host, which is
-what ten hosts restarting at once wait for); otherwise, with async or with a task environment, the
-module runs the same code as any module does.
+what ten hosts restarting at once wait for); otherwise, with async or with a task environment that
+sets a variable, the module runs the same code as any module does.
 
 The task fails when any consumer failed; its result still holds every consumer's. No value is in
 the result, a message or the audit trail: the values go to the module only, and every text that
@@ -148,7 +148,7 @@ class ActionModule(ActionBase):
     def _host_step(self, task_vars, module_args):
         """The host's report (_systemd_host.apply's, or the module's result): one program on stdin
         when the connection pipelines, else (or with async, or a task environment) the module."""
-        if self._task.async_val or self._task.environment or not self._is_pipelining_enabled("new"):
+        if self._task.async_val or self._has_environment() or not self._is_pipelining_enabled("new"):
             return self._execute_module(module_name=MODULE, task_vars=task_vars, module_args=module_args)
         program = host_program.program([_env_file, _systemd_host], "apply",
                                        dict(module_args, check_mode=bool(self._task.check_mode)))
@@ -159,6 +159,17 @@ class ActionModule(ActionBase):
             return dict(failed=True, msg="systemd_consumer: the host step gave no answer (%s)" % why,
                         module_stdout=ran.get("stdout") or "", module_stderr=ran.get("stderr") or "")
         return report
+
+    def _has_environment(self):
+        """Whether the task sets any environment variable (its ``environment``, or one inherited from
+        its block, role or play). A task with none still holds empty entries (``[{}]`` under an
+        imported role, say), which a module would ignore: so does this test, as
+        ActionBase._compute_environment_string does."""
+        found = self._task.environment
+        for one in found if isinstance(found, list) else [found]:
+            if one and self._templar.template(one):
+                return True
+        return False
 
     def _interpreter(self, task_vars):
         """The host's Python as the module would use it: ansible_python_interpreter when it names

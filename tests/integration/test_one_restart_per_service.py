@@ -81,8 +81,14 @@ def test_three_credentials_one_restart_per_host(three, how):
     assert proc.returncode == 0, proc.stdout[-6000:]
     workers = set(re.findall(r"\[(credops-credential\.[^\]]+)\]", proc.stdout))
     assert workers == ({"credops-credential." + n for n in names} if how == "side-by-side" else set())
+    # the program runs as `PYTHON -` (or the fallback loop's `exec "$p" -`); a pipelined module as
+    # `PYTHON && sleep 0`, a module without pipelining as a PUT of its AnsiballZ file
+    ssh = [line for line in proc.stdout.splitlines() if "SSH: EXEC" in line]
+    program = [line for line in ssh if re.search(r"(python[0-9.]* -|exec \"\$p\" -)[ ;&]", line)]
+    pipelined = [line for line in ssh if re.search(r"python[0-9.]* && sleep 0", line)]
     module_sent = re.findall(r"PUT .*AnsiballZ_systemd_consumer\.py", proc.stdout)
-    assert len(module_sent) == (len(lab.hosts) if how == "one-by-one" else 0), proc.stdout[-6000:]
+    assert (len(program), len(pipelined), len(module_sent)) == (
+        (0, 0, len(lab.hosts)) if how == "one-by-one" else (len(lab.hosts), 0, 0)), proc.stdout[-6000:]
     for host in lab.hosts:
         assert _starts(host) - before[host.name] == 1, host.journal(SERVICE + ".service")
         env = _env(host)

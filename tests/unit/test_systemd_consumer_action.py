@@ -229,7 +229,12 @@ def test_a_program_without_an_answer_fails_every_consumer_and_else_the_module_ru
     task_args = {"entries": [_entry("a", "A")]}
     result, modules, _trail = _run(task_args, _reported("a"), tmp_path, pipelining=False)
     assert [name for name, _args in modules] == ["credops.rotation.systemd_consumer"] and not result.get("failed")
+    # the empty environment a task inherits (an imported role's: [{}]) sets nothing: the program runs
+    for empty in ([{}], [{}, None], {}, []):
+        result, modules, _trail = _run(task_args, {}, tmp_path, pipelining=True, execute_command=no_answer,
+                                       environment=empty)
+        assert modules == [] and result["failed"] and "the host step gave no answer" in result["msg"], empty
     # a task environment reaches a module, not the program: the module runs
     result, modules, _trail = _run(task_args, _reported("a"), tmp_path, pipelining=True, execute_command=no_answer,
-                                   environment=[{"HTTPS_PROXY": "http://127.0.0.1:3128"}])
+                                   environment=[{}, {"HTTPS_PROXY": "http://127.0.0.1:3128"}])
     assert [name for name, _args in modules] == ["credops.rotation.systemd_consumer"] and not result.get("failed")
