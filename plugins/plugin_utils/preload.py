@@ -21,8 +21,8 @@ from ansible.utils.display import Display
 display = Display()
 
 _PACKAGE = "ansible_collections.credops.rotation.plugins"
-# third-party libraries the controller-side modules import at the top of a step
-_LIBRARIES = ("requests", "hvac", "jmespath")
+# libraries the controller-side modules import at the top of a step, or at their first request
+_LIBRARIES = ("requests", "hvac", "jmespath", "ansible.module_utils.urls")
 # left to the worker that needs them: they pull in the kubernetes client (~0.15 s), which only
 # Kubernetes consumers use
 _SKIP = ("kubernetes", "k8s_")
@@ -52,5 +52,18 @@ def preload():
             display.vvvv("credops.rotation: %s not preloaded (%s)" % (name, exc))
             continue
         _LOADED.append(name)
+    _default_tls_context()
     display.vvv("credops.rotation: %d modules preloaded before the workers fork" % len(_LOADED))
     return _LOADED
+
+
+def _default_tls_context():
+    """Build the TLS context of a request that validates certificates with the system's CAs
+    (module_utils/_http.tls_context) here, once: loading the CA certificates costs about 0.05 s
+    of CPU, which every worker that makes a request (the revocation, the issue, each consumer's
+    verification) would otherwise spend again."""
+    try:
+        from ansible_collections.credops.rotation.plugins.module_utils import _http
+        _http.tls_context(True, None)
+    except Exception as exc:  # pylint: disable=broad-except
+        display.vvvv("credops.rotation: no TLS context prepared (%s)" % exc)

@@ -31,7 +31,7 @@ def test_preload_imports_the_collection_plugins_and_no_kubernetes_client():
                  "plugins.action.audit_event", "plugins.modules.secret_store", "plugins.modules.issue_key",
                  "plugins.module_utils._audit", "plugins.module_utils._stores.vault_kv2"):
         assert "ansible_collections.credops.rotation." + name in loaded
-    assert "hvac" in loaded and "jmespath" in loaded
+    assert "hvac" in loaded and "jmespath" in loaded and "ansible.module_utils.urls" in loaded
     assert not [m for m in loaded if m.split(".")[0] == "kubernetes"]
     assert "ansible_collections.credops.rotation.plugins.modules.kubernetes_consumer" not in loaded
 
@@ -58,3 +58,19 @@ def test_no_play_names_a_strategy_and_the_callback_needs_no_enabling():
         print(plugin.CALLBACK_NEEDS_ENABLED, plugin.CALLBACK_TYPE, plugin.CALLBACK_NAME)
     """ % (ROOT / "playbooks" / "callback_plugins" / "credops_rotation_preload.py"))
     assert callback == ["False", "aggregate", "credops_rotation_preload"]
+
+
+def test_preload_prepares_the_default_tls_context_once():
+    # loading the system's CA certificates costs ~0.05 s of CPU: once in the main process, not
+    # again in every worker that makes a request (revocation, issue, each consumer's verification)
+    out = _fresh("""
+        import ssl
+        from ansible_collections.credops.rotation.plugins.module_utils import _http
+        from ansible_collections.credops.rotation.plugins.plugin_utils import preload
+        assert not _http._TLS_CONTEXTS
+        preload.preload()
+        context = _http.tls_context(True, None)
+        print(list(_http._TLS_CONTEXTS) == [(True, None)], isinstance(context, ssl.SSLContext),
+              context.verify_mode == ssl.CERT_REQUIRED, context.check_hostname, context.cert_store_stats()["x509_ca"] > 0)
+    """)
+    assert out == ["True"] * 5
