@@ -30,6 +30,16 @@ options:
       - The credential's name (its key under C(rotation_credentials)), used in messages only.
     type: str
     required: true
+  env_file_consumers:
+    description:
+      - The consumers that read the value from an environment file (systemd C(EnvironmentFile=)),
+        for messages.
+      - When set and the new value contains a byte no environment file can carry (a newline, a
+        carriage return, a NUL), the module revokes the new value at the issuer again (where the
+        kind can revoke; else it is dropped) and fails before it is returned, stored or deployed.
+    type: list
+    elements: str
+    default: []
 extends_documentation_fragment:
   - credops.rotation.issuer
   - credops.rotation.http
@@ -196,6 +206,7 @@ msg:
 
 import json
 
+from ansible_collections.credops.rotation.plugins.module_utils import _env_file
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
 from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP_ARGSPEC
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import fingerprint
@@ -205,7 +216,8 @@ from ansible_collections.credops.rotation.plugins.module_utils._module import Ro
 
 
 def argument_spec():
-    return merge_options(dict(credential=dict(type="str", required=True), issuer=ISSUER_ARGSPEC), HTTP_ARGSPEC)
+    return merge_options(dict(credential=dict(type="str", required=True), issuer=ISSUER_ARGSPEC,
+                              env_file_consumers=dict(type="list", elements="str", default=[])), HTTP_ARGSPEC)
 
 
 def _declared(issuer, key_id, info):
@@ -214,7 +226,26 @@ def _declared(issuer, key_id, info):
     return dict(stored=issuer.stored_facts(key_id, info), public=issuer.public_values(info))
 
 
-def issue(issuer, credential, check_mode):
+def _refuse(issuer, credential, key_id, secret, problem, consumers):
+    """The new value contains ``problem``, which an environment file cannot carry: revoke it at the
+    issuer again (or drop it), and raise."""
+    if issuer.can_revoke:
+        try:
+            issuer.revoke(key_id, secret=secret)
+            what = "the new key %s was revoked at the issuer" % key_id
+        except RotationError as exc:
+            what = "revoking the new key %s at the issuer failed too (%s): revoke it there" % (key_id, exc.message)
+    else:
+        what = "the new value was dropped"
+    error = RotationError(
+        "the issuer's new value contains %s, which an environment file cannot carry (env_file of %s); %s, "
+        "nothing was stored or deployed." % (problem, ", ".join(consumers), what), credential=credential, step="issue",
+        fix="the issuer's value format (issuer.create, or a generated issuer's alphabet/prefix).")
+    error.changed = issuer.can_revoke
+    raise error
+
+
+def issue(issuer, credential, check_mode, env_file_consumers=()):
     """(changed, result) for one issue; raises RotationError."""
     base = dict(kind=issuer.kind, has_ids=issuer.has_ids, can_revoke=issuer.can_revoke)
     if check_mode:
@@ -231,6 +262,9 @@ def issue(issuer, credential, check_mode):
                             "protected.", credential=credential, step="issue",
                             fix="check the issuer block (for rest: create.id_path must not select the secret); "
                                 "a key was created at the issuer: revoke it there.")
+    problem = _env_file.problem(secret) if env_file_consumers else ""
+    if problem:
+        _refuse(issuer, credential, key_id, secret, problem, env_file_consumers)
     fp = fingerprint(secret)
     return True, dict(base, key_id=key_id, secret=secret, fingerprint=fp, info=info,
                       msg="credential '%s': issued a new value at the %s issuer (key id %s, fingerprint %s)."
@@ -244,7 +278,7 @@ def main():
     def work():
         issuer = issuer_from_params(module.params)
         try:
-            outcome = issue(issuer, credential, module.check_mode)
+            outcome = issue(issuer, credential, module.check_mode, module.params["env_file_consumers"])
         except RotationError:
             for warning in issuer.warnings:
                 module.warn(warning)

@@ -90,6 +90,8 @@ def test_a_value_no_environment_file_can_carry_is_refused_before_anything_change
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "tricky-newline" in output and "contains a newline" in output
+    # a generated value has nothing to revoke at an issuer (unit tests cover the revocation)
+    assert "the new value was dropped, nothing was stored or deployed" in output
     assert "line-two-" not in output
     client = hvac.Client(url=lab.openbao.addr, token=lab.openbao.token)
     with pytest.raises(hvac.exceptions.InvalidPath):  # nothing stored

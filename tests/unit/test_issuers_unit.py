@@ -592,6 +592,34 @@ def test_issue_refuses_to_expose_secret(created):
     assert SECRET not in str(err.value)
 
 
+@pytest.mark.parametrize("value, problem", [("a\nb", "a newline"), ("a\rb", "a carriage return"), ("a\x00b", "a NUL")])
+def test_issue_refuses_a_value_no_environment_file_can_carry_and_revokes_it(value, problem):
+    secret = SECRET + value
+    issuer = FakeIssuer(created=dict(id="k1", secret=secret, info={}))
+    with pytest.raises(RotationError) as err:
+        issue_key.issue(issuer, "c", False, ["web-app", "worker"])
+    assert issuer.revoked == ["k1"] and err.value.changed and err.value.step == "issue"
+    assert ("contains %s" % problem) in str(err.value) and "env_file of web-app, worker" in str(err.value)
+    assert "the new key k1 was revoked at the issuer" in str(err.value) and SECRET not in str(err.value)
+
+    class NoRevoke(FakeIssuer):
+        can_revoke = False
+    issuer = NoRevoke(created=dict(id="k1", secret=secret, info={}))
+    with pytest.raises(RotationError) as err:
+        issue_key.issue(issuer, "c", False, ["web-app"])
+    assert issuer.revoked == [] and not err.value.changed and "the new value was dropped" in str(err.value)
+
+    class RevokeFails(FakeIssuer):
+        def revoke(self, key_id, secret=None, force=False):
+            raise RotationError("the issuer answered 503.")
+    with pytest.raises(RotationError) as err:
+        issue_key.issue(RevokeFails(created=dict(id="k1", secret=secret, info={})), "c", False, ["web-app"])
+    assert "revoking the new key k1 at the issuer failed too (the issuer answered 503.): revoke it there" in str(err.value)
+    # without environment-file consumers (a certificate, a Kubernetes Secret) the value is returned
+    changed, result = issue_key.issue(FakeIssuer(created=dict(id="k1", secret=secret, info={})), "c", False, [])
+    assert changed and result["secret"] == secret
+
+
 T0 = "2024-08-15T10:30:00Z"
 
 
