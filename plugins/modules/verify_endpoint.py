@@ -134,9 +134,9 @@ options:
       - For C(https) - the presented certificate must be valid for at least this many more days.
     type: float
 notes:
-  - The O(retries) of one try (connection errors, 429 and 5xx, with backoff and
-    C(Retry-After)) are not made when the status is one the check expects, and their waits
-    never pass the deadline.
+  - The O(retries) of one try (connection errors, 429 and 5xx, with backoff from 0.1 s, so that a
+    service just restarted is seen as soon as it listens, and C(Retry-After)) are not made when the
+    status is one the check expects, and their waits never pass the deadline.
   - For C(https), the certificate is read in a separate TLS handshake of the module's own,
     verified like the request (O(validate_certs), O(ca_path)).
 seealso:

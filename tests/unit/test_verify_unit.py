@@ -350,5 +350,25 @@ def test_module_helpers_no_network(monkeypatch):
         sorted([SECRET, "Bearer " + SECRET])
 
 
+def test_a_consumer_not_listening_yet_is_tried_again_within_a_tenth_of_a_second():
+    # a consumer just restarted refuses connections until it listens: one try's retries wait
+    # 0.05-0.1 s, 0.1-0.2 s, 0.2-0.4 s (the issuers' calls keep 0.5 s, 1 s, 2 s)
+    import socket
+    from urllib.parse import urlparse
+    from ansible_collections.credops.rotation.plugins.module_utils import _verify_run as mod
+    with socket.socket() as sock:  # a port of this host that nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    params = {"body": None, "body_format": "json", "method": "get", "url": "http://127.0.0.1:%d/health" % port,
+              "timeout": 1, "validate_certs": True, "ca_path": None}
+    waits = []
+    probe = mod.make_probe(params, {}, urlparse(params["url"]), [], 3, 100.0, lambda: 0.0, waits.append)
+    attempt = probe()
+    assert attempt.status is None and "Connection refused" in attempt.error
+    assert len(waits) == 3
+    for wait, top in zip(waits, (0.1, 0.2, 0.4)):
+        assert top / 2 <= wait <= top
+
+
 def test_jmespath_flag():
     assert _verify.HAS_JMESPATH and _verify.HAS_CRYPTOGRAPHY
