@@ -206,6 +206,8 @@ BAD = [
     ("consumer-kind-unknown", "consumers[0].kind", "docker", "payment-gateway-api.consumers[0].kind: unknown consumer kind 'docker'"),
     ("consumer-name-duplicate", "consumers[2].name", "web-app", "payment-gateway-api.consumers[2].name: 'web-app' is already used by consumers[0]"),
     ("consumer-name-comma", "consumers[0].name", "web,app", "consumers[0].name: 'web,app' has characters that cannot be recorded"),
+    ("consumer-name-list", "consumers[0].name", ["web-app"], "payment-gateway-api.consumers[0].name: must be a string"),
+    ("consumer-name-mapping", "consumers[0].name", {"app": "web"}, "payment-gateway-api.consumers[0].name: must be a string"),
     ("host-not-in-inventory", "consumers[0].hosts", "webservers",
      "payment-gateway-api.consumers[0].hosts: 'webservers' is neither a host nor a group of the inventory"),
     ("host-pattern", "consumers[0].hosts", "web:&prod", "consumers[0].hosts: 'web:&prod' is a host pattern"),

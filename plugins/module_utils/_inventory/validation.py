@@ -155,7 +155,7 @@ def _validate_record(report, path, record, inventory, now, claims):
                 report.error(cpath, "must be a mapping", "give each consumer name, kind and its fields")
                 continue
             cname = consumer.get("name")
-            if cname in seen and cname is not None:
+            if isinstance(cname, str) and cname in seen:  # (a list or mapping is reported by its checks)
                 report.error(cpath + ".name", "%s is already used by consumers[%d]" % (show(cname), seen[cname]),
                              "give each consumer of a credential its own name")
             elif isinstance(cname, str):
