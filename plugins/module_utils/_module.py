@@ -21,7 +21,17 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.credops.rotation.plugins.module_utils._audit import FORBIDDEN_KEYS
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError, scrub
+
+# The option ``audit`` (doc fragment credops.rotation.audit): the module names the entries of what
+# it did, this collection's action plugin (plugins/plugin_utils/in_process.py) writes them to the
+# audit trail in the same task, as audit_event would.
+AUDIT_ARGSPEC = dict(audit=dict(type="dict", options=dict(
+    incident=dict(type="str"),
+    previous_key_id=dict(type="str", no_log=False),
+    details=dict(type="dict", default={}),
+)))
 
 
 def merge_options(own, *shared):
@@ -42,6 +52,31 @@ class RotationModule(AnsibleModule):
     def __init__(self, argument_spec, *shared, **kwargs):
         kwargs.setdefault("supports_check_mode", True)
         super(RotationModule, self).__init__(argument_spec=merge_options(argument_spec, *shared), **kwargs)
+
+    def audit_problem(self):
+        """What is wrong with the option ``audit`` (a secret field in its details), or None: checked
+        before the module changes anything."""
+        audit = self.params.get("audit")
+        bad = sorted(k for k in (audit or {}).get("details") or {} if str(k).lower() in FORBIDDEN_KEYS)
+        if bad:
+            return "credential '%s': audit.details must not carry secret fields: %s" % (
+                self.params.get("credential"), ", ".join(bad))
+        return None
+
+    def audited(self, result, event, key_id=None, details=None):
+        """``result`` with the audit entry of ``event`` in ``audit_entries`` when the task asked
+        for one (the option ``audit``) and this is not check mode. The entry holds ids and facts,
+        never a value: the action plugin writes it to the trail and takes it out of the result. The
+        module's own ``details`` (what happened) win over the task's."""
+        audit = self.params.get("audit")
+        if audit is None or self.check_mode:
+            return result
+        entry = dict(credential=self.params["credential"], event=event, key_id=key_id,
+                     previous_key_id=audit.get("previous_key_id"),
+                     incident=audit.get("incident") or self.params.get("incident"),
+                     details=dict(audit.get("details") or {}, **(details or {})))
+        result.setdefault("audit_entries", []).append(entry)
+        return result
 
     def hidden(self, text):
         """``text`` without any of the task's no_log values (and the values added to them)."""

@@ -43,6 +43,7 @@ options:
 extends_documentation_fragment:
   - credops.rotation.issuer
   - credops.rotation.http
+  - credops.rotation.audit
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -129,6 +130,16 @@ EXAMPLES = r"""
   register: issued
   no_log: true
 
+- name: Issue a new API key and record it in the audit trail in the same task
+  credops.rotation.issue_key:
+    credential: payment-gateway-api
+    issuer: "{{ rotation_credentials['payment-gateway-api'].issuer }}"
+    audit:
+      previous_key_id: key_1a2b3c4d5e6f
+      incident: INC-2041
+  register: issued
+  no_log: true
+
 - name: Show what was issued, without the secret
   ansible.builtin.debug:
     msg: "{{ issued.key_id }} {{ issued.fingerprint }} {{ issued.info.not_after | default('') }}"
@@ -202,6 +213,19 @@ msg:
   returned: always
   type: str
   sample: "credential 'payment-gateway-api': issued a new value at the rest issuer (key id key_3f2a9c1b0d4e)"
+audit_path:
+  description:
+    - The audit trail file the entry of O(audit) was appended to.
+  returned: when O(audit) is set and an entry was written
+  type: str
+  sample: ./rotation-audit.jsonl
+audit_events:
+  description:
+    - The events written to the audit trail for O(audit).
+  returned: when O(audit) is set and an entry was written
+  type: list
+  elements: str
+  sample: [issued]
 """
 
 import json
@@ -212,12 +236,13 @@ from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import fingerprint
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import (
     ISSUER_ARGSPEC, issuer_from_params)
-from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule, merge_options
+from ansible_collections.credops.rotation.plugins.module_utils._module import AUDIT_ARGSPEC, RotationModule, merge_options
 
 
 def argument_spec():
     return merge_options(dict(credential=dict(type="str", required=True), issuer=ISSUER_ARGSPEC,
-                              env_file_consumers=dict(type="list", elements="str", default=[])), HTTP_ARGSPEC)
+                              env_file_consumers=dict(type="list", elements="str", default=[])), HTTP_ARGSPEC,
+                         AUDIT_ARGSPEC)
 
 
 def _declared(issuer, key_id, info):
@@ -274,6 +299,8 @@ def issue(issuer, credential, check_mode, env_file_consumers=()):
 def main():
     module = RotationModule(argument_spec())
     credential = module.params["credential"]
+    if module.audit_problem():
+        module.fail_json(msg=module.audit_problem())
 
     def work():
         issuer = issuer_from_params(module.params)
@@ -288,6 +315,8 @@ def main():
         return outcome
 
     changed, result = module.run(work, credential=credential, where="step issue")
+    module.audited(result, "issued", key_id=result.get("key_id"),
+                   details=dict(issuer=result["kind"], fingerprint=result.get("fingerprint") or ""))
     module.exit_json(changed=changed, **result)
 
 

@@ -32,6 +32,9 @@ description:
     previous value while a rotation is in flight, else the current one; O(key_id), if given, picks
     the value by its id). That is the emergency runbook's first step in one task, with nothing
     between the start of the run and the revocation but one read of the store.
+  - With O(audit), the task records the event C(revoked) once the value is revoked, by this task
+    or earlier (details C(proven_dead) and C(already_revoked)); nothing for an incident already
+    handled, nor for a kind with nothing to revoke.
 options:
   credential:
     description:
@@ -89,6 +92,7 @@ options:
         incident was already handled (phase C(finished), metadata C(last_incident) equal to it), the
         value the store holds now is the replacement, so nothing is revoked and RV(already_handled)
         is C(true). Running the same emergency again never kills the new value.
+      - Also the incident of the O(audit) entry, unless O(audit.incident) names one.
     type: str
   force:
     description:
@@ -101,6 +105,7 @@ extends_documentation_fragment:
   - credops.rotation.issuer
   - credops.rotation.http
   - credops.rotation.store.optional
+  - credops.rotation.audit
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -232,6 +237,19 @@ msg:
   returned: always
   type: str
   sample: "credential 'payment-gateway-api': revoked key key_3f2a9c1b0d4e at the rest issuer."
+audit_path:
+  description:
+    - The audit trail file the entry of O(audit) was appended to.
+  returned: when O(audit) is set and an entry was written
+  type: str
+  sample: ./rotation-audit.jsonl
+audit_events:
+  description:
+    - The events written to the audit trail for O(audit).
+  returned: when O(audit) is set and an entry was written
+  type: list
+  elements: str
+  sample: [revoked]
 """
 
 import time
@@ -241,7 +259,7 @@ from ansible_collections.credops.rotation.plugins.module_utils._http import HTTP
 from ansible_collections.credops.rotation.plugins.module_utils._issuers._base import Issuer
 from ansible_collections.credops.rotation.plugins.module_utils._issuers.registry import (
     ISSUER_ARGSPEC, issuer_from_params)
-from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule, merge_options
+from ansible_collections.credops.rotation.plugins.module_utils._module import AUDIT_ARGSPEC, RotationModule, merge_options
 from ansible_collections.credops.rotation.plugins.module_utils._poll import poll_until
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import public_view
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import get_store, store_option_spec
@@ -262,7 +280,7 @@ def argument_spec():
         force=dict(type="bool", default=False),
         store=dict(store_option_spec(), required=False),
         incident=dict(type="str"),
-    ), HTTP_ARGSPEC)
+    ), HTTP_ARGSPEC, AUDIT_ARGSPEC)
 
 
 def from_store(store, params):
@@ -418,6 +436,8 @@ def main():
     module = RotationModule(argument_spec())
     credential = module.params["credential"]
     stored = {}
+    if module.audit_problem():
+        module.fail_json(msg=module.audit_problem())
 
     def work():
         issuer = issuer_from_params(module.params)
@@ -439,6 +459,9 @@ def main():
 
     changed, result = module.run(work, credential=credential, where="step revoke")
     result.update(stored)
+    if result.get("revoked"):  # by this task, or found revoked already (not an incident already handled)
+        module.audited(result, "revoked", key_id=result.get("key_id"),
+                       details=dict(proven_dead=result.get("proven_dead"), already_revoked=not changed))
     module.exit_json(changed=changed, **result)
 
 

@@ -108,6 +108,7 @@ options:
     default: false
 extends_documentation_fragment:
   - credops.rotation.store
+  - credops.rotation.audit
   - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
@@ -123,6 +124,9 @@ attributes:
   platform:
     platforms: posix
 notes:
+  - O(audit) is only for O(state=pending), and records the event C(stored) (the key id, the store
+    kind, the phase) once the value was written. The other steps are recorded with
+    M(credops.rotation.audit_event).
   - "RV(current), RV(pending) and RV(previous) are what the store holds (AWS - AWSCURRENT,
     AWSPENDING, AWSPREVIOUS), and differ between kinds while a rotation is in flight. Playbooks
     that must work with every kind use RV(new) / RV(new_key_id) (the value consumers must run -
@@ -317,11 +321,24 @@ msg:
   returned: always
   type: str
   sample: "credential 'payment-gateway-api': vault_kv2 secret/api-credentials/payment-gateway-api: phase deployed -> verified"
+audit_path:
+  description:
+    - The audit trail file the entry of O(audit) was appended to.
+  returned: when O(audit) is set and an entry was written
+  type: str
+  sample: ./rotation-audit.jsonl
+audit_events:
+  description:
+    - The events written to the audit trail for O(audit).
+  returned: when O(audit) is set and an entry was written
+  type: list
+  elements: str
+  sample: [stored]
 """
 
 from ansible.module_utils.basic import missing_required_lib
 
-from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule
+from ansible_collections.credops.rotation.plugins.module_utils._module import AUDIT_ARGSPEC, RotationModule
 from ansible_collections.credops.rotation.plugins.module_utils._stores._base import public_view
 from ansible_collections.credops.rotation.plugins.module_utils._stores.registry import (
     get_store,
@@ -345,6 +362,7 @@ def argument_spec():
         metadata=dict(type="dict", default={}),
         data=dict(type="dict", default={}),
         return_values=dict(type="bool", default=False),
+        **AUDIT_ARGSPEC
     )
 
 
@@ -415,6 +433,11 @@ def main():
     state = params["state"]
     if params["return_values"] and state != "read":
         module.fail_json(msg="credential '%s': return_values is only for state=read" % credential)
+    if params["audit"] is not None and state != "pending":
+        module.fail_json(msg="credential '%s': audit is only for state=pending (the event stored); record the other "
+                             "steps with credops.rotation.audit_event" % credential)
+    if module.audit_problem():
+        module.fail_json(msg=module.audit_problem())
     if params["return_values"] and not module.no_log:
         module.fail_json(msg="credential '%s': return_values=true returns secret values; set "
                              "no_log: true on this task (or use the credops.rotation.store lookup)"
@@ -436,6 +459,8 @@ def main():
             result[slot] = after.get(slot)
     if module._diff and state != "read":
         result["diff"] = diff_view(before, after)
+    if state == "pending" and changed:
+        module.audited(result, "stored", key_id=params["key_id"], details=dict(store=params["store"]["kind"], phase="pending"))
     module.exit_json(changed=changed, **result)
 
 

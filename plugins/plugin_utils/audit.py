@@ -36,6 +36,18 @@ class Trail(object):
         self.actor = args.get("actor") or _audit.actor(variables=task_vars)
         self.awx = bool(task_vars.get("awx_job_id"))
 
+    def ready(self):
+        """Raise AnsibleActionFail when the trail file cannot be opened for appending: checked by a
+        module's ``audit`` before the module acts (a full disk still shows only at the write)."""
+        path = os.path.abspath(os.path.expanduser(self.path))
+        try:
+            directory = os.path.dirname(path)
+            if directory and not os.path.isdir(directory):
+                os.makedirs(directory, 0o750)
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+        except EnvironmentError as exc:
+            raise AnsibleActionFail("%s: the audit trail %s cannot be written: %s" % (self.who, self.path, exc))
+
     def entry(self, item, incident=None):
         """The trail entry of ``item`` ({credential, event, consumer, key_id, previous_key_id,
         incident, details}); ValueError for an unknown event or a secret field in details."""

@@ -19,6 +19,11 @@ usual way on every ansible-core release not in ``PROVEN_CORES``: the worker's in
 between releases (2.21 reworked the result handling), so a release is added only once the test
 matrix (noxfile.py) ran tests/integration/test_in_process.py on it.
 
+A module with the option ``audit`` (issue_key, secret_store, revoke_key) names the audit entry of
+what it did in ``audit_entries``; this action writes it to the trail (plugin_utils/audit.py) on the
+controller, wherever the module ran, and takes it out of the result: the step and its entry in one
+task. The trail is opened before the module runs.
+
 ansible.netcommon runs network modules in its worker the same way (``import_modules``);
 ansible-core keeps ``AnsibleModule._record_module_result`` as the hook for it.
 """
@@ -35,10 +40,13 @@ import os
 import re
 import sys
 
+from ansible.errors import AnsibleActionFail
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action.normal import ActionModule as NormalAction
 from ansible.release import __version__ as ANSIBLE_CORE_VERSION
 from ansible.utils.display import Display
+
+from ansible_collections.credops.rotation.plugins.plugin_utils.audit import Trail
 
 display = Display()
 
@@ -104,6 +112,36 @@ class InProcessModuleAction(NormalAction):
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
+        # the module's option ``audit``: where its entry goes is checked before the module acts
+        trail = Trail(task_vars, self._templar, who=self._task.action) \
+            if isinstance(self._task.args.get("audit"), dict) and not self._task.check_mode else None
+        if trail is not None and self._task.async_val:
+            raise AnsibleActionFail("%s: audit is not written for an async task (its result comes later, from "
+                                    "async_status): run it without async, or record it with audit_event"
+                                    % self._task.action)
+        if trail is not None:
+            trail.ready()
+        return self._write_audit(trail, self._run_module(tmp, task_vars))
+
+    def _write_audit(self, trail, result):
+        """``result`` once the entries the module named in ``audit_entries`` are written to the
+        trail (not when the task failed); a trail that cannot be written fails the task, which says
+        that the step itself was done."""
+        entries = result.pop("audit_entries", None)
+        if trail is None or not entries or result.get("failed"):
+            return result
+        try:
+            written, warnings = trail.write([trail.entry(one) for one in entries])
+        except (AnsibleActionFail, ValueError, EnvironmentError) as exc:
+            result.update(failed=True, msg="%s (done), but its audit entry could not be written: %s" % (
+                str(result.get("msg") or self._task.action).rstrip("."), exc))
+            return result
+        result.update(audit_path=written, audit_events=[one["event"] for one in entries])
+        if warnings:
+            result["warnings"] = list(result.get("warnings") or []) + warnings
+        return result
+
+    def _run_module(self, tmp, task_vars):
         try:
             reason = self._why_not_in_process(task_vars)
         except Exception as exc:  # never a crash: the module process is always there

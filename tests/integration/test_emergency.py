@@ -44,6 +44,13 @@ def test_emergency_revokes_first_then_rotates(emergency):
         assert "PAYMENT_API_KEY=" + data["api_key"] in host.read_file("/etc/application/environment").splitlines()
     entries = [e for e in lab.audit_entries() if e["credential"] == name]
     assert entries[0]["event"] == "revoked" and entries[0]["incident"] == "INC-4242"
+    # written by the revoke task itself (its option audit), with the task's details and the module's
+    assert entries[0]["key_id"] == old_id and entries[0]["details"] == {
+        "step": "revoke", "emergency": True, "proven_dead": True, "already_revoked": False}
+    issued, stored = (next(e for e in entries if e["event"] == event) for event in ("issued", "stored"))
+    assert issued["key_id"] == stored["key_id"] == data["key_id"] and issued["previous_key_id"] == old_id
+    assert issued["details"]["issuer"] == "rest" and len(issued["details"]["fingerprint"]) == 12
+    assert stored["details"] == {"store": "vault_kv2", "phase": "pending"}
     assert all(e.get("incident") == "INC-4242" for e in entries)
     assert {"scope_assessed", "issued", "deployed", "verified", "finished", "incident_recorded"} <= {e["event"] for e in entries}
     # deployed to all hosts at once: both hosts' deploy events happen before either verification ends

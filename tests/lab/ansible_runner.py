@@ -71,7 +71,8 @@ def run_playbook(playbook, inventory=None, extra_vars=None, tags=None, check=Fal
                           timeout=timeout, cwd=cwd or str(ROOT), check=False)
 
 
-def run_module(module, args, check=False, diff=False, env=None, timeout=300, verbosity=0):
+def run_module(module, args, check=False, diff=False, env=None, timeout=300, verbosity=0, extra_vars=None,
+               task=None):
     """Run one module on localhost through a tiny playbook; returns (result_dict, completed).
 
     The result is read from a JSON file written by the playbook, not from stdout, so the
@@ -83,7 +84,7 @@ def run_module(module, args, check=False, diff=False, env=None, timeout=300, ver
             "hosts": "localhost", "gather_facts": False, "connection": "local",
             "tasks": [
                 {"name": "Run " + module, module: args, "register": "r",
-                 "ignore_errors": True, "check_mode": bool(check), "diff": bool(diff)},
+                 "ignore_errors": True, "check_mode": bool(check), "diff": bool(diff), **(task or {})},
                 {"name": "Save", "ansible.builtin.copy": {
                     "content": "{{ r | to_json }}", "dest": str(out)},
                  "check_mode": False, "no_log": True, "delegate_to": "localhost"},
@@ -93,6 +94,6 @@ def run_module(module, args, check=False, diff=False, env=None, timeout=300, ver
         pb.write_text(json.dumps(play))
         proc = run_playbook(pb, inventory="localhost,", env=env, timeout=timeout,
                             verbosity=verbosity,
-                            extra_vars={"ansible_python_interpreter": sys.executable})
+                            extra_vars=dict(extra_vars or {}, ansible_python_interpreter=sys.executable))
         result = json.loads(out.read_text()) if out.exists() else None
         return result, proc

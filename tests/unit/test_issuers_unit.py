@@ -529,7 +529,11 @@ def test_module_docs_mirror_the_argspec(module):
     if "credops.rotation.store.optional" in doc["extends_documentation_fragment"]:
         from ansible_collections.credops.rotation.plugins.doc_fragments import store
         options.update(yaml.safe_load(store.ModuleDocFragment.OPTIONAL)["options"])
+    from ansible_collections.credops.rotation.plugins.doc_fragments import audit
+    assert "credops.rotation.audit" in doc["extends_documentation_fragment"]
+    options.update(yaml.safe_load(audit.ModuleDocFragment.DOCUMENTATION)["options"])
     spec = module.argument_spec()
+    assert _doc_options(options["audit"]["suboptions"]) == _spec_options(spec["audit"]["options"])
     assert sorted(options) == sorted(spec)
     for name, item in spec.items():
         assert options[name].get("type", "str") == item.get("type", "str"), name

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from ansible_collections.credops.rotation.plugins.module_utils._errors import RotationError
-from ansible_collections.credops.rotation.plugins.module_utils._module import RotationModule, merge_options
+from ansible_collections.credops.rotation.plugins.module_utils._module import AUDIT_ARGSPEC, RotationModule, merge_options
 from tests.unit._module_args import patch_module_args
 
 SECRET = "planted-SECRET-value-42"
@@ -51,3 +51,36 @@ def test_an_unexpected_error_fails_naming_the_step_only_when_asked(capsys):
 def test_work_that_succeeds_returns_its_value():
     with patch_module_args({"credential": "cred"}):
         assert RotationModule(SPEC).run(lambda: (True, {"x": 1})) == (True, {"x": 1})
+
+
+AUDITED = dict(SPEC, incident=dict(type="str"), **AUDIT_ARGSPEC)
+
+
+def _module(args, check_mode=False):
+    with patch_module_args(dict(args, _ansible_check_mode=check_mode)):
+        return RotationModule(AUDITED)
+
+
+def test_audited_names_the_entry_only_when_the_task_asks_for_one():
+    result = _module({"credential": "c"}).audited({"msg": "x"}, "issued", key_id="k2")
+    assert result == {"msg": "x"}
+    module = _module({"credential": "c", "incident": "INC-1",
+                      "audit": {"previous_key_id": "k1", "details": {"why": "leak", "issuer": "mine"}}})
+    result = module.audited({}, "issued", key_id="k2", details={"issuer": "rest", "fingerprint": "ab"})
+    # the module's own details (what happened) win over the task's; the module's incident option fills in
+    assert result["audit_entries"] == [dict(credential="c", event="issued", key_id="k2", previous_key_id="k1",
+                                            incident="INC-1", details={"issuer": "rest", "fingerprint": "ab",
+                                                                       "why": "leak"})]
+    module = _module({"credential": "c", "incident": "INC-1", "audit": {"incident": "INC-2"}})
+    assert module.audited({}, "revoked")["audit_entries"][0]["incident"] == "INC-2"
+
+
+def test_audited_names_nothing_in_check_mode():
+    assert _module({"credential": "c", "audit": {}}, check_mode=True).audited({}, "stored") == {}
+
+
+def test_a_secret_field_in_the_audit_details_is_a_problem():
+    assert _module({"credential": "c", "audit": {"details": {"step": "x"}}}).audit_problem() is None
+    assert _module({"credential": "c"}).audit_problem() is None
+    assert _module({"credential": "c", "audit": {"details": {"Token": 1, "value": 2}}}).audit_problem() == (
+        "credential 'c': audit.details must not carry secret fields: Token, value")
