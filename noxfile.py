@@ -12,8 +12,9 @@ in-process/module-process parity and module_defaults through the one action plug
 itself is the session's own build and install above. The lab's own tools (bao,
 moto_server) come from the project's virtualenv (.venv, made by `make setup`).
 
-`make test` runs the whole suite on the release requirements.txt resolves to, then this matrix
-for the others (MATRIX_CORES, default: all but the main virtualenv's own).
+`make test` runs the whole suite on the release requirements.txt resolves to (from this checkout,
+with its ansible.cfg), then this matrix on every release above, that one included (installed, with
+an empty ansible.cfg); `make test MATRIX="core(2.21)"` runs one of them, `MATRIX=` none.
 """
 import glob
 import os
