@@ -63,14 +63,20 @@ def make_entry(credential, event, consumer=None, key_id=None, previous_key_id=No
     return entry
 
 
-def append(path, entry):
-    """Append one line; creates the file (0600) and its directory."""
+def open_for_append(path):
+    """(the trail's absolute path, a file descriptor open for appending to it); creates the file
+    (0600) and its directory. OSError when it cannot."""
     path = os.path.abspath(os.path.expanduser(path))
     directory = os.path.dirname(path)
     if directory and not os.path.isdir(directory):
         os.makedirs(directory, 0o750)
+    return path, os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+
+
+def append(path, entry):
+    """Append one line; creates the file (0600) and its directory."""
     line = (json.dumps(entry, sort_keys=True) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    path, fd = open_for_append(path)
     try:
         # several credentials are worked on side by side (one worker process each): one whole
         # line per write, under a lock, so their entries never interleave

@@ -52,12 +52,17 @@ class RotationModule(AnsibleModule):
     def __init__(self, argument_spec, *shared, **kwargs):
         kwargs.setdefault("supports_check_mode", True)
         super(RotationModule, self).__init__(argument_spec=merge_options(argument_spec, *shared), **kwargs)
+        problem = self.audit_problem()
+        if problem:
+            self.fail_json(msg=problem)
 
     def audit_problem(self):
-        """What is wrong with the option ``audit`` (a secret field in its details), or None: checked
-        before the module changes anything."""
+        """What is wrong with the option ``audit`` (a secret field in its details), or None: the
+        module fails with it as it starts, before it changes anything."""
         audit = self.params.get("audit")
-        bad = sorted(k for k in (audit or {}).get("details") or {} if str(k).lower() in FORBIDDEN_KEYS)
+        if not isinstance(audit, dict):  # not set, or another module's option of that name (a bool)
+            return None
+        bad = sorted(k for k in audit.get("details") or {} if str(k).lower() in FORBIDDEN_KEYS)
         if bad:
             return "credential '%s': audit.details must not carry secret fields: %s" % (
                 self.params.get("credential"), ", ".join(bad))

@@ -299,8 +299,6 @@ def issue(issuer, credential, check_mode, env_file_consumers=()):
 def main():
     module = RotationModule(argument_spec())
     credential = module.params["credential"]
-    if module.audit_problem():
-        module.fail_json(msg=module.audit_problem())
 
     def work():
         issuer = issuer_from_params(module.params)

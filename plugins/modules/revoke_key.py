@@ -436,8 +436,6 @@ def main():
     module = RotationModule(argument_spec())
     credential = module.params["credential"]
     stored = {}
-    if module.audit_problem():
-        module.fail_json(msg=module.audit_problem())
 
     def work():
         issuer = issuer_from_params(module.params)

@@ -436,8 +436,6 @@ def main():
     if params["audit"] is not None and state != "pending":
         module.fail_json(msg="credential '%s': audit is only for state=pending (the event stored); record the other "
                              "steps with credops.rotation.audit_event" % credential)
-    if module.audit_problem():
-        module.fail_json(msg=module.audit_problem())
     if params["return_values"] and not module.no_log:
         module.fail_json(msg="credential '%s': return_values=true returns secret values; set "
                              "no_log: true on this task (or use the credops.rotation.store lookup)"

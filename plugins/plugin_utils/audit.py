@@ -39,12 +39,8 @@ class Trail(object):
     def ready(self):
         """Raise AnsibleActionFail when the trail file cannot be opened for appending: checked by a
         module's ``audit`` before the module acts (a full disk still shows only at the write)."""
-        path = os.path.abspath(os.path.expanduser(self.path))
         try:
-            directory = os.path.dirname(path)
-            if directory and not os.path.isdir(directory):
-                os.makedirs(directory, 0o750)
-            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600))
+            os.close(_audit.open_for_append(self.path)[1])
         except EnvironmentError as exc:
             raise AnsibleActionFail("%s: the audit trail %s cannot be written: %s" % (self.who, self.path, exc))
 

@@ -113,13 +113,13 @@ class InProcessModuleAction(NormalAction):
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
         # the module's option ``audit``: where its entry goes is checked before the module acts
-        trail = Trail(task_vars, self._templar, who=self._task.action) \
-            if isinstance(self._task.args.get("audit"), dict) and not self._task.check_mode else None
-        if trail is not None and self._task.async_val:
-            raise AnsibleActionFail("%s: audit is not written for an async task (its result comes later, from "
-                                    "async_status): run it without async, or record it with audit_event"
-                                    % self._task.action)
-        if trail is not None:
+        trail = None
+        if isinstance(self._task.args.get("audit"), dict) and not self._task.check_mode:
+            if self._task.async_val:
+                raise AnsibleActionFail("%s: audit is not written for an async task (its result comes later, from "
+                                        "async_status): run it without async, or record it with audit_event"
+                                        % self._task.action)
+            trail = Trail(task_vars, self._templar, who=self._task.action)
             trail.ready()
         return self._write_audit(trail, self._run_module(tmp, task_vars))
 

@@ -79,8 +79,18 @@ def test_audited_names_nothing_in_check_mode():
     assert _module({"credential": "c", "audit": {}}, check_mode=True).audited({}, "stored") == {}
 
 
-def test_a_secret_field_in_the_audit_details_is_a_problem():
+def test_a_secret_field_in_the_audit_details_is_a_problem(capsys):
     assert _module({"credential": "c", "audit": {"details": {"step": "x"}}}).audit_problem() is None
     assert _module({"credential": "c"}).audit_problem() is None
-    assert _module({"credential": "c", "audit": {"details": {"Token": 1, "value": 2}}}).audit_problem() == (
-        "credential 'c': audit.details must not carry secret fields: Token, value")
+    # the module fails with it as it starts
+    with pytest.raises(SystemExit):
+        _module({"credential": "c", "audit": {"details": {"Token": 1, "value": 2}}})
+    result = json.loads(capsys.readouterr().out)
+    assert result["failed"] and result["msg"] == "credential 'c': audit.details must not carry secret fields: Token, value"
+
+
+def test_another_modules_option_named_audit_is_no_problem():
+    """systemd_consumer's own ``audit`` is a bool (record the consumers): not this option."""
+    with patch_module_args({"credential": "c", "audit": True}):
+        module = RotationModule(dict(credential=dict(type="str"), audit=dict(type="bool", default=False)))
+    assert module.audit_problem() is None
